@@ -44,7 +44,7 @@ class Space:
     """
 
     layers: tuple[int, int] = (1, 12)
-    hidden: tuple[int, int] = (64, 1024)
+    hidden: tuple[int, int] = (32, 1024)
     heads: tuple[int, int] = (1, 16)
     head_size: tuple[int, int] = (16, 128)
     # inner / hidden: EfficientBERT used {1, 1/2, 1/3, 1/4}; BERT uses 4.

@@ -132,7 +132,7 @@ STANDARD_FFN = "W2(gelu(W1(x)))"
 
 # --- text form -----------------------------------------------------------------
 
-_TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(.))")
+_TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\S))")
 
 
 class ExpressionError(EdgebertError):

@@ -165,10 +165,14 @@ class Embeddings(nn.Module):
             w["project.weight"], w["project.bias"] = p["weight"], p["bias"]
         return w
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, h: int) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor,
+                h: int) -> torch.Tensor:
         w = self.active_weights(h)
         v = F.embedding(input_ids, w["word.weight"])  # (B, T, E) or (B, T, H)
         if self.kind == "trigram":
+            # Padding contributes zero vectors, so a token's neighbours do not depend on how
+            # much padding follows it (a padded batch equals the unpadded sentences).
+            v = v * attention_mask.unsqueeze(-1).to(v.dtype)
             nxt = F.pad(v[:, 1:], (0, 0, 0, 1))  # zero vector after the last token
             prv = F.pad(v[:, :-1], (0, 0, 1, 0))  # zero vector before the first token
             v = torch.cat([nxt, v, prv], dim=-1)  # (B, T, 3E)
@@ -380,7 +384,7 @@ class EdgeBertModel(EdgeBertPreTrainedModel):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         sub = self.active_spec
-        x = self.embeddings(input_ids, token_type_ids, sub.hidden)  # (B, T, H)
+        x = self.embeddings(input_ids, token_type_ids, attention_mask, sub.hidden)  # (B, T, H)
         # Additive mask over keys: 0 where attended, the most negative float at padding.
         dtype = x.dtype
         mask_bias = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min  # (B, 1, 1, T)
