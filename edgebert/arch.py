@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,13 @@ class Space:
     embedding_size: tuple[int, int] = (32, 1024)
     max_ops: int = 6  # operations per expression besides x, W1, W2
 
+    # What a search may propose (and what validate-table samples from): inside the
+    # bounds above, and covered by the profiler's default grid.
+    search_hidden: tuple[int, int] = (128, 768)
+    search_heads: tuple[int, int] = (1, 12)
+    search_head_size: tuple[int, int] = (32, 64)
+    search_embedding_size: tuple[int, int] = (64, 128)
+
     hidden_grid: tuple[int, ...] = (128, 192, 256, 320, 384, 448, 512, 576, 640, 768)
     heads_grid: tuple[int, ...] = (1, 2, 4, 6, 8, 12)
     head_size_grid: tuple[int, ...] = (32, 64)
@@ -66,6 +74,31 @@ class Space:
 
     def operators(self) -> tuple[str, ...]:
         return tuple(mlp.OPERATIONS)
+
+    def smallest(self) -> "ArchSpec":
+        """The cheapest corner of the search space."""
+        hidden = self.search_hidden[0]
+        return ArchSpec.uniform(layers=self.layers[0], hidden=hidden, heads=self.search_heads[0],
+                                head_size=self.search_head_size[0], inner=self.inner_bounds(hidden)[0])
+
+    def sample(self, rng: random.Random, *, max_ops: int = 4) -> "ArchSpec":
+        """A random point of the whole search space, off-grid dimensions included: a backbone
+        (layers, hidden, heads x head size, embedding) and per layer a random MLP
+        expression (the standard one a third of the time), inner size and stack depth."""
+        hidden = rng.randint(*self.search_hidden)
+        heads = rng.randint(*self.search_heads)
+        head_size = rng.randint(*self.search_head_size)
+        kind = rng.choice(EMBEDDING_KINDS)
+        emb = Embedding(kind, None if kind == "standard" else rng.randint(*self.search_embedding_size))
+        lo, hi = self.inner_ratio
+        layers = []
+        for _ in range(rng.randint(*self.layers)):
+            ratio = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+            inner = min(max(round(hidden * ratio), self.inner_bounds(hidden)[0]), self.inner_bounds(hidden)[1])
+            expr = mlp.STANDARD_FFN if rng.random() < 1 / 3 else mlp.to_text(mlp.random_expression(rng, max_ops))
+            layers.append(LayerSpec(heads=heads, head_size=head_size, inner=inner, ffn=expr,
+                                    stack=rng.randint(*self.stack)))
+        return validate(ArchSpec(hidden=hidden, layers=tuple(layers), embedding=emb), self)
 
 
 SPACE = Space()

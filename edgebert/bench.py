@@ -12,8 +12,6 @@ from that same window.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +19,10 @@ from typing import Any
 
 from edgebert.arch import ArchSpec
 from edgebert.device.fingerprint import describe
-from edgebert.device.timing import InputSpec, TimingPolicy, Workload, measure, measure_memory
+from edgebert.device.timing import TimingPolicy, Workload, measure, measure_memory
 from edgebert.errors import EdgebertError
-from edgebert.export import DEFAULT_GRAPH_OPTIMIZATION, export_model, versions
+from edgebert.export import DEFAULT_GRAPH_OPTIMIZATION, cached_export, model_inputs, versions
 from edgebert.files import atomic_write_text
-from edgebert.hub import load_model
 
 
 @dataclass
@@ -39,57 +36,11 @@ class Exported:
     manifest: dict
 
 
-def _cache_root() -> Path:
-    from edgebert.device.canary import cache_dir
-
-    return cache_dir() / "exports"
-
-
-def _source_fingerprint(ref: str) -> str:
-    """What identifies a model's weights: the spec for random zoo/spec models, file contents for folders."""
-    p = Path(ref)
-    h = hashlib.sha256(ref.encode())
-    if p.is_dir():
-        for f in sorted(p.glob("*.safetensors")) + sorted(p.glob("*.bin")) + [p / "config.json"]:
-            if f.is_file():
-                st = f.stat()
-                h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    elif p.is_file():
-        h.update(p.read_bytes())
-    return h.hexdigest()[:12]
-
-
 def prepare(ref: str, *, int8: bool, graph_optimization: str = DEFAULT_GRAPH_OPTIMIZATION) -> Exported:
     """The ONNX file to time for `ref`: an export folder (manifest.json) as is, else a cached export."""
-    p = Path(ref)
-    if p.is_dir() and (p / "manifest.json").is_file():
-        manifest = json.loads((p / "manifest.json").read_text())
-        key = "int8" if int8 else "fp32"
-        if key not in manifest["files"]:
-            raise EdgebertError(f"{p} has no {key} model; re-export it{' with --int8' if int8 else ''}")
-        return _exported(manifest.get("name", p.name), p / manifest["files"][key]["file"], manifest)
-    key = f"{_source_fingerprint(ref)}-{graph_optimization}-{'int8' if int8 else 'fp32'}"
-    out = _cache_root() / f"{Path(ref).name}-{key}"
-    if not (out / "manifest.json").is_file():
-        export_model(load_model(ref), out, int8=int8, graph_optimization=graph_optimization)
-    manifest = json.loads((out / "manifest.json").read_text())
-    return _exported(ref if not p.exists() else p.name, out / manifest["files"]["int8" if int8 else "fp32"]["file"], manifest)
-
-
-def _exported(name: str, path: Path, manifest: dict) -> Exported:
-    return Exported(name, path, ArchSpec.from_dict(manifest["spec"]), manifest["params"], manifest)
-
-
-def bert_inputs(spec: ArchSpec, batch: int, seq_len: int) -> list[InputSpec]:
-    """Random token ids, no padding, one segment: what a deployed classifier sees at this length."""
-    if seq_len > spec.max_positions:
-        raise EdgebertError(f"--seq-len {seq_len} exceeds the model's {spec.max_positions} positions")
-    shape = [batch, seq_len]
-    return [
-        InputSpec("input_ids", shape, "int64", low=1, high=spec.vocab_size),
-        InputSpec("attention_mask", shape, "int64", fill=1),
-        InputSpec("token_type_ids", shape, "int64", fill=0),
-    ]
+    manifest, path = cached_export(ref, int8=int8, graph_optimization=graph_optimization)
+    return Exported(manifest.get("name", Path(ref).name), path, ArchSpec.from_dict(manifest["spec"]),
+                    manifest["params"], manifest)
 
 
 def bench(
@@ -120,7 +71,7 @@ def bench(
         exported[ref] = prepare(ref, int8=int8)
     names = _unique_names(refs, exported)
     policy = TimingPolicy(runs=runs, rounds=rounds, windows=windows, **({"threads": threads} if threads else {}))
-    workloads = [Workload(names[r], e.onnx_path, bert_inputs(e.spec, batch, seq_len)) for r, e in exported.items()]
+    workloads = [Workload(names[r], e.onnx_path, model_inputs(e.spec, batch, seq_len)) for r, e in exported.items()]
     if progress:
         progress(f"timing {len(workloads)} models interleaved ({runs} runs each, {windows} window(s))")
     report = measure(workloads, policy=policy, precision="int8" if int8 else "fp32")

@@ -32,6 +32,7 @@ from torch import nn
 from edgebert.errors import EdgebertError
 from edgebert.files import atomic_dir
 from edgebert.hub import LoadedModel, copy_tokenizer
+from edgebert.arch import ArchSpec
 from edgebert.modeling import EdgeBertForSequenceClassification
 
 OPSET = 17
@@ -82,6 +83,21 @@ class _ExportWrapper(nn.Module):
 
 
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
+
+
+def model_inputs(spec: ArchSpec, batch: int, seq_len: int) -> list:
+    """How the harness feeds an exported model: random token ids, no padding, one segment —
+    what a deployed classifier sees at this length."""
+    from edgebert.device.timing import InputSpec
+
+    if seq_len > spec.max_positions:
+        raise EdgebertError(f"--seq-len {seq_len} exceeds the model's {spec.max_positions} positions")
+    shape = [batch, seq_len]
+    return [
+        InputSpec("input_ids", shape, "int64", low=1, high=spec.vocab_size),
+        InputSpec("attention_mask", shape, "int64", fill=1),
+        InputSpec("token_type_ids", shape, "int64", fill=0),
+    ]
 
 
 def output_names(model: nn.Module) -> list[str]:
@@ -353,3 +369,49 @@ def _write_config(loaded: LoadedModel, tmp: Path) -> None:
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
     else:
         loaded.model.config.to_json_file(str(tmp / "config.json"))
+
+
+# --- the export cache (bench, profiler calibration and validation share it) ----------------------
+
+
+def _source_fingerprint(ref: str) -> str:
+    """What identifies a model's weights: the spec for random zoo/spec models, file stamps for folders."""
+    p = Path(ref)
+    h = hashlib.sha256(ref.encode())
+    if p.is_dir():
+        for f in sorted(p.glob("*.safetensors")) + sorted(p.glob("*.bin")) + [p / "config.json"]:
+            if f.is_file():
+                st = f.stat()
+                h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    elif p.is_file():
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def cached_export(ref: str, *, int8: bool, graph_optimization: str = DEFAULT_GRAPH_OPTIMIZATION,
+                  spec: ArchSpec | None = None) -> tuple[dict, Path]:
+    """(manifest, onnx path) for `ref`: an export folder as is, else an export cached by what
+    the model is (a second bench or profile costs no export). With `spec`, ref is only a name
+    and the model is `spec` with random weights."""
+    from edgebert.device.canary import cache_dir
+    from edgebert.hub import LoadedModel, load_model
+
+    precision = "int8" if int8 else "fp32"
+    p = Path(ref)
+    if spec is None and p.is_dir() and (p / "manifest.json").is_file():
+        manifest = json.loads((p / "manifest.json").read_text())
+        if precision not in manifest["files"]:
+            raise EdgebertError(f"{p} has no {precision} model; re-export it{' with --int8' if int8 else ''}")
+        return manifest, p / manifest["files"][precision]["file"]
+    ident = spec.key() if spec is not None else _source_fingerprint(ref)
+    out = cache_dir() / "exports" / f"{p.name}-{ident}-{graph_optimization}-{precision}"
+    if not (out / "manifest.json").is_file():
+        if spec is not None:
+            from edgebert.modeling import build
+
+            loaded = LoadedModel(build(spec, num_labels=2, seed=0), spec, ref, "spec", None, False)
+        else:
+            loaded = load_model(ref)
+        export_model(loaded, out, int8=int8, graph_optimization=graph_optimization)
+    manifest = json.loads((out / "manifest.json").read_text())
+    return manifest, out / manifest["files"][precision]["file"]

@@ -84,6 +84,32 @@ def load_model(ref: str | Path, *, num_labels: int = 2, seed: int = 0) -> Loaded
     raise zoo_error(ref_s)
 
 
+def resolve_spec(ref: str | Path) -> ArchSpec:
+    """Just the ArchSpec of a model reference, without building or loading weights."""
+    ref_s = str(ref)
+    if zoo.is_zoo_name(ref_s):
+        return zoo.get(ref_s)
+    path = Path(ref_s)
+    if path.is_file() and path.suffix == ".json":
+        return load_spec_file(path)
+    if path.is_dir():
+        config_path = path / "config.json"
+        if not config_path.is_file():
+            raise EdgebertError(f"model directory {path} has no config.json")
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as e:
+            raise EdgebertError(f"{config_path}: malformed JSON ({e.msg} at line {e.lineno})") from None
+        if config.get("model_type") == "edgebert":
+            return ArchSpec.from_dict(config["arch"])
+        if (path / "manifest.json").is_file():  # an export folder
+            return ArchSpec.from_dict(json.loads((path / "manifest.json").read_text())["spec"])
+        return hf_bert_spec(config, str(path))
+    if path.suffix == ".json" or "/" in ref_s or path.exists():
+        raise EdgebertError(f"model not found: {ref_s} (expected a zoo name, a spec .json file or a model directory)")
+    raise zoo_error(ref_s)
+
+
 def zoo_error(name: str) -> EdgebertError:
     try:
         zoo.entry(name)
@@ -218,11 +244,17 @@ def save_model(model: EdgeBert, out: Path, *, tokenizer_dir: Path | None = None,
     from edgebert.files import atomic_dir
 
     with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        cfg = json.loads((tmp / "config.json").read_text())
-        cfg["edgebert_trained_head"] = trained_head
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
-        copy_tokenizer(tokenizer_dir, tmp)
+        write_model(model, tmp, tokenizer_dir=tokenizer_dir, trained_head=trained_head)
+
+
+def write_model(model: EdgeBert, folder: Path, *, tokenizer_dir: Path | None = None, trained_head: bool = True) -> None:
+    """The files of a saved model, into an existing (temporary) folder: for callers that
+    add files of their own (a training report) inside one `atomic_dir`."""
+    model.save_pretrained(folder, safe_serialization=True)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["edgebert_trained_head"] = trained_head
+    (folder / "config.json").write_text(json.dumps(cfg, indent=2))
+    copy_tokenizer(tokenizer_dir, folder)
 
 
 def copy_tokenizer(src: Path | None, dst: Path) -> bool:

@@ -368,6 +368,25 @@ class EdgeBertModel(EdgeBertPreTrainedModel):
         return w
 
     # -- forward ------------------------------------------------------------------------
+    # embed() and pool() are the parts of every model outside its layers: the latency
+    # profiler times them as one unit (the "shell"), so they are methods of their own.
+
+    def embed(self, input_ids, attention_mask=None, token_type_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embedded tokens (B, T, H) and the additive attention mask (B, 1, 1, T)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.embeddings(input_ids, token_type_ids, attention_mask, self.active_spec.hidden)
+        # 0 where attended, the most negative float at padding.
+        mask_bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        return x, mask_bias
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """tanh(dense(first token)): (B, T, H) -> (B, H)."""
+        h = self.active_spec.hidden
+        p = _rows_cols(self.pooler, h, h)
+        return torch.tanh(F.linear(x[:, 0], p["weight"], p["bias"]))
 
     def forward(
         self,
@@ -379,25 +398,16 @@ class EdgeBertModel(EdgeBertPreTrainedModel):
         return_dict: bool | None = None,
         **unused,
     ):
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
         sub = self.active_spec
-        x = self.embeddings(input_ids, token_type_ids, attention_mask, sub.hidden)  # (B, T, H)
-        # Additive mask over keys: 0 where attended, the most negative float at padding.
-        dtype = x.dtype
-        mask_bias = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min  # (B, 1, 1, T)
+        x, mask_bias = self.embed(input_ids, attention_mask, token_type_ids)
         hidden_states, attentions = [x], []
         for j, i in enumerate(self.layer_map):
             x, probs = self.layers[i](x, mask_bias, sub.hidden, sub.layers[j])
             hidden_states.append(x)
             attentions.append(probs)
-        p = _rows_cols(self.pooler, sub.hidden, sub.hidden)
-        pooled = torch.tanh(F.linear(x[:, 0], p["weight"], p["bias"]))  # (B, H)
         return BaseModelOutputWithPooling(
             last_hidden_state=x,
-            pooler_output=pooled,
+            pooler_output=self.pool(x),
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )
@@ -428,6 +438,11 @@ class EdgeBertForSequenceClassification(EdgeBertPreTrainedModel):
         w["classifier.weight"], w["classifier.bias"] = _first(self.classifier.weight, h, 1), self.classifier.bias
         return w
 
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_labels) from the pooled first token (B, H)."""
+        h = self.edgebert.active_spec.hidden
+        return F.linear(self.dropout(pooled), _first(self.classifier.weight, h, 1), self.classifier.bias)
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -443,8 +458,7 @@ class EdgeBertForSequenceClassification(EdgeBertPreTrainedModel):
             input_ids, attention_mask, token_type_ids,
             output_hidden_states=output_hidden_states, output_attentions=output_attentions,
         )
-        h = self.edgebert.active_spec.hidden
-        logits = F.linear(self.dropout(out.pooler_output), _first(self.classifier.weight, h, 1), self.classifier.bias)
+        logits = self.head(out.pooler_output)
         loss = None
         if labels is not None:
             if self.num_labels == 1:

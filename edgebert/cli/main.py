@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = os.environ.get("EDGEBERT_DEBUG") == "1"
     try:
         return common.run_command(args) or 0
+    except BrokenPipeError:  # stdout closed early (`| head`): not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("edgebert: interrupted", file=sys.stderr)
         return 130

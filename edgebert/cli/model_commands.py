@@ -30,12 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         sub, "bench", cmd_bench,
         help="time models against a baseline, interleaved in one window on this device",
         examples=(
+            "  edgebert bench                      # every zoo model against bert-base\n"
             "  edgebert bench tinybert-4 efficientbert\n"
             "  edgebert bench tinybert-4 --baseline bert-base --int8 --report bench.md\n"
             "  edgebert bench export/student --seq-len 64 --threads 1 --json\n"
         ),
     )
-    p.add_argument("models", nargs="+", help="zoo names, spec files, model dirs or export dirs")
+    p.add_argument("models", nargs="*", help="zoo names, spec files, model dirs or export dirs (default: the whole zoo)")
     p.add_argument("--baseline", default="bert-base", help="reference model (default bert-base; 'none' for none)")
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--batch", type=int, default=1)
@@ -88,9 +89,12 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from edgebert.bench import bench, markdown, write_report
 
+    from edgebert import zoo
+
     baseline = None if args.baseline in ("none", "") else args.baseline
+    models = args.models or [n for n in zoo.names() if n != baseline]
     result = bench(
-        args.models, baseline=baseline, seq_len=args.seq_len, batch=args.batch, threads=args.threads,
+        models, baseline=baseline, seq_len=args.seq_len, batch=args.batch, threads=args.threads,
         int8=args.int8, runs=args.runs, windows=args.windows, progress=progress(args),
     )
     if args.report:

@@ -1,0 +1,255 @@
+"""The primitive micro-models a latency table prices, built from modeling.py's own modules.
+
+Each unit is a fusion-aware piece of a real model, exported through the one
+exporter, so the table prices the graphs that ship:
+
+    shell    everything outside the layers: embeddings (each kind), attention-mask
+             arithmetic, pooler, classifier, the session run and its inputs/outputs
+    mha      one attention block (Q, K, V, softmax, output, residual, LayerNorm)
+    ffn      one standard FFN sub-layer W2(gelu(W1(x))) with residual and LayerNorm
+    ffn_act  the same sub-layer with another activation after W1 (or none), at a
+             reference hidden size: the activation's fused cost is its difference to gelu
+    op       one further operation of the MLP language at a width (binary ops join
+             the running value with the input); 'slice' is a binary add whose second
+             operand is sliced from a tensor twice as wide
+
+A unit's cost is its *marginal* cost inside a chain: the micro-model holds k
+copies (distinct weights) and the profiler prices (T(k2) - T(k1)) / (k2 - k1), so
+the session's fixed overhead and the cost of feeding inputs cancel; only the
+shell, which every model runs once, is priced whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from edgebert import mlp
+from edgebert.arch import ArchSpec, Embedding, LayerSpec, validate
+from edgebert.device.timing import InputSpec
+from edgebert.modeling import TORCH_OPS, Attention, FFNSublayer, build
+
+# Reference hidden size of the ffn_act unit: an activation's cost depends on the
+# inner width only (it runs over T x inner elements).
+ACT_REFERENCE_HIDDEN = 256
+NO_ACTIVATION = "none"
+
+
+@dataclass(frozen=True)
+class Unit:
+    name: str
+    axes: tuple[str, ...]
+    chain: tuple[int, ...]  # (k,) priced whole, or (k1, k2) priced by difference
+    flops: Callable[[dict, int, int], float]  # (key, seq, batch) -> FLOPs, the interpolation coordinate
+    build: Callable[[str | None, dict, int, int], tuple[nn.Module, list[InputSpec], list[str]]]
+
+
+UNITS: dict[str, Unit] = {}
+
+
+def register_unit(unit: Unit) -> Unit:
+    if unit.name in UNITS:
+        raise ValueError(f"unit {unit.name!r} registered twice")
+    UNITS[unit.name] = unit
+    return unit
+
+
+def _float_input(name: str, batch: int, seq: int, width: int) -> InputSpec:
+    # Values in [0.5, 1.5): chains of mul/exp-like ops stay far from denormals,
+    # which would make x86 arithmetic (and the timing) many times slower.
+    return InputSpec(name, [batch, seq, width], "float32", low=0.5, high=1.5)
+
+
+class _Chain(nn.Module):
+    """k blocks applied one after another to a hidden state: (B, T, H) -> (B, T, H)."""
+
+    def __init__(self, blocks: list[nn.Module], step: Callable):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.step = step
+
+    def forward(self, x, *extra):
+        y = x
+        for block in self.blocks:
+            y = self.step(block, y, x, *extra)
+        return y
+
+
+# --- shell ------------------------------------------------------------------------------------
+
+
+class _Shell(nn.Module):
+    """A model without layers: embed, pool, classify; outputs as the shipped graph's."""
+
+    def __init__(self, spec: ArchSpec):
+        super().__init__()
+        self.model = build(spec, num_labels=2, seed=0)
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        x, mask_bias = self.model.edgebert.embed(input_ids, attention_mask, token_type_ids)
+        # The layers consume the mask in a real model; returning it (T floats) keeps
+        # its arithmetic in the graph at a negligible copy.
+        return self.model.head(self.model.edgebert.pool(x)), x, mask_bias
+
+
+def shell_spec(kind: str, hidden: int, embedding_size: int) -> ArchSpec:
+    """embedding_size is 0 for the standard kind (its token vectors are hidden wide)."""
+    emb = Embedding(kind, None if kind == "standard" else embedding_size)
+    layer = LayerSpec(heads=1, head_size=32, inner=hidden)  # present for validity, never run
+    return validate(ArchSpec(hidden=hidden, layers=(layer,), embedding=emb))
+
+
+def _build_shell(variant, key, k, batch_seq):
+    batch, seq = batch_seq
+    spec = shell_spec(variant, key["hidden"], key["embedding_size"])
+    shape = [batch, seq]
+    inputs = [InputSpec("input_ids", shape, "int64", low=1, high=spec.vocab_size),
+              InputSpec("attention_mask", shape, "int64", fill=1),
+              InputSpec("token_type_ids", shape, "int64", fill=0)]
+    return _Shell(spec), inputs, ["logits", "last_hidden_state", "mask_bias"]
+
+
+def _shell_flops(variant, key, seq, batch):
+    t = seq * batch
+    h, e = key["hidden"], key["embedding_size"]
+    proj = {"standard": 0, "factorized": e, "trigram": 3 * e}[variant]
+    return 2.0 * t * proj * h + 10.0 * t * h + 2.0 * batch * h * h
+
+
+# --- mha ----------------------------------------------------------------------------------------
+
+
+def _build_mha(variant, key, k, batch_seq):
+    batch, seq = batch_seq
+    h, nh, hs = key["hidden"], key["heads"], key["head_size"]
+    torch.manual_seed(0)
+    blocks = [Attention(h, nh, hs, 1e-12, 0.0, 0.0) for _ in range(k)]
+    chain = _Chain(blocks, lambda blk, y, x, mask_bias: blk(y, mask_bias, h, nh, hs)[0])
+    inputs = [_float_input("x", batch, seq, h), InputSpec("mask_bias", [batch, 1, 1, seq], "float32", fill=0.0)]
+    return chain, inputs, ["y"]
+
+
+def _mha_flops(variant, key, seq, batch):
+    t = seq * batch
+    a = key["heads"] * key["head_size"]
+    return 8.0 * t * key["hidden"] * a + 4.0 * batch * seq * seq * a
+
+
+# --- ffn and ffn_act ----------------------------------------------------------------------------
+
+
+def _ffn_chain(expr_text: str, h: int, inner: int, k: int, batch: int, seq: int):
+    torch.manual_seed(0)
+    expr = mlp.parse(expr_text)
+    blocks = [FFNSublayer(expr, h, inner, 1e-12, 0.0) for _ in range(k)]
+    chain = _Chain(blocks, lambda blk, y, x: blk(y, h, inner))
+    return chain, [_float_input("x", batch, seq, h)], ["y"]
+
+
+def act_expression(act: str) -> str:
+    return "W2(W1(x))" if act == NO_ACTIVATION else f"W2({act}(W1(x)))"
+
+
+def ffn_inner(hidden: int, ratio: float) -> int:
+    return max(1, round(hidden * ratio))
+
+
+def _build_ffn(variant, key, k, batch_seq):
+    return _ffn_chain(mlp.STANDARD_FFN, key["hidden"], ffn_inner(key["hidden"], key["ratio"]), k, *batch_seq)
+
+
+def _build_ffn_act(variant, key, k, batch_seq):
+    return _ffn_chain(act_expression(variant), ACT_REFERENCE_HIDDEN, key["inner"], k, *batch_seq)
+
+
+def _ffn_flops(variant, key, seq, batch):
+    # FFN sub-layer at (hidden, inner = hidden x ratio): quadratic in hidden along the ratio grid.
+    return 4.0 * seq * batch * key["hidden"] ** 2 * key["ratio"]
+
+
+def _ffn_act_flops(variant, key, seq, batch):
+    return 4.0 * seq * batch * ACT_REFERENCE_HIDDEN * key["inner"]
+
+
+# --- op -------------------------------------------------------------------------------------------
+
+SLICE = "slice"
+
+
+class _OpChain(nn.Module):
+    def __init__(self, op: str, k: int, width: int):
+        super().__init__()
+        self.op, self.k, self.width = op, k, width
+
+    def forward(self, x):  # x: (B, T, 2w) for slice, else (B, T, w)
+        w = self.width
+        if self.op == SLICE:
+            y = x[..., w:]
+            for _ in range(self.k):
+                y = y + x[..., :w]  # one Slice and one Add per step
+            return y
+        fn = TORCH_OPS[self.op]
+        y = x
+        for _ in range(self.k):
+            y = fn(y, x) if mlp.OPERATIONS[self.op].arity == 2 else fn(y)
+        return y
+
+
+def op_variants() -> tuple[str, ...]:
+    return tuple(mlp.OPERATIONS) + (SLICE,)
+
+
+def _build_op(variant, key, k, batch_seq):
+    batch, seq = batch_seq
+    w = key["width"]
+    return _OpChain(variant, k, w), [_float_input("x", batch, seq, 2 * w if variant == SLICE else w)], ["y"]
+
+
+def _op_flops(variant, key, seq, batch):
+    return float(seq * batch * key["width"])
+
+
+register_unit(Unit("shell", ("hidden", "embedding_size"), (1,), _shell_flops, _build_shell))
+register_unit(Unit("mha", ("hidden", "heads", "head_size"), (1, 3), _mha_flops, _build_mha))
+register_unit(Unit("ffn", ("hidden", "ratio"), (1, 3), _ffn_flops, _build_ffn))
+register_unit(Unit("ffn_act", ("inner",), (1, 3), _ffn_act_flops, _build_ffn_act))
+register_unit(Unit("op", ("width",), (1, 9), _op_flops, _build_op))
+
+
+def unit_flops(unit: str, variant: str | None, key: dict, seq: int, batch: int) -> float:
+    return UNITS[unit].flops(variant, key, seq, batch)
+
+
+def export_micro(unit: str, variant: str | None, key: dict, k: int, seq: int, batch: int, path: Path,
+                 *, int8: bool, graph_optimization: str) -> list[InputSpec]:
+    """Build the micro-model and write it through the one exporter (and quantizer)."""
+    from edgebert.export import export_module, optimize_graph, quantize_int8
+
+    module, inputs, outputs = UNITS[unit].build(variant, key, k, (batch, seq))
+    sample = tuple(_sample_tensor(spec) for spec in inputs)
+    axes = {spec.name: {0: "batch", len(spec.shape) - 1 if spec.name == "mask_bias" else 1: "sequence"}
+            for spec in inputs}
+    axes.update({name: ({0: "batch"} if name == "logits" else {0: "batch", 1: "sequence"}) for name in outputs})
+    fp32 = path.with_suffix(".fp32.onnx") if int8 else path
+    export_module(module, sample, fp32, input_names=[s.name for s in inputs], output_names=outputs, dynamic_axes=axes)
+    optimize_graph(fp32, graph_optimization, num_heads=key.get("heads", 0), hidden=key.get("hidden", 0))
+    if int8:
+        quantize_int8(fp32, path)
+        fp32.unlink()
+    return inputs
+
+
+def _sample_tensor(spec: InputSpec) -> torch.Tensor:
+    """A small traced sample (batch 1, length 5 along the sequence axis): the export is
+    shape-generic, and these dims differ from every profiled one."""
+    shape = list(spec.shape)
+    shape[0] = 1
+    seq_axis = len(shape) - 1 if spec.name == "mask_bias" else 1
+    shape[seq_axis] = 5
+    if spec.dtype == "int64":
+        return torch.ones(shape, dtype=torch.long)
+    return torch.zeros(shape) if spec.fill is not None else torch.rand(shape) + 0.5

@@ -1,0 +1,413 @@
+"""Profile a device into a latency table: time every micro-model of a grid through the one harness.
+
+    result = profile(threads=2, seq_lens=(128,), precision="fp32", grid="default", out=path)
+
+What happens, in order (each step recorded in the table, which is written
+atomically after every timing window to `<out>.partial`, so `--resume` after a
+crash, even `kill -9`, continues where it stopped and measures nothing twice):
+
+1. the graph-optimization decision: bert-base exported with and without ORT's
+   offline transformer fusion, timed interleaved in three windows; the faster
+   wins and every micro-model is exported the same way;
+2. the grid's micro-models (latency/micro.py), a few dozen per window, each
+   window a fresh worker subprocess with its own canary; an entry's cost is its
+   canary-normalised marginal cost; a window whose canary shows the machine
+   running far below the first window's speed, or whose entries spread too
+   much, is measured again (never because of a prediction);
+3. calibration: up to five whole zoo models, measured in three windows, and a
+   two-parameter fit (predicted = a * sum of units + b);
+4. the table moves from `<out>.partial` to `<out>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from edgebert import mlp, zoo
+from edgebert.arch import SPACE
+from edgebert.device import stats
+from edgebert.device.canary import CANARY_NAME, cache_dir
+from edgebert.device.runners import get_runner
+from edgebert.device.timing import TimingPolicy, Workload, measure
+from edgebert.errors import EdgebertError
+from edgebert.export import EXPORT_MODE, GRAPH_OPTIMIZATIONS, OPSET, cached_export, model_inputs
+from edgebert.files import atomic_write_json
+from edgebert.latency.micro import NO_ACTIVATION, UNITS, export_micro, op_variants
+from edgebert.latency.table import SCHEMA_VERSION, LatencyTable
+
+PRECISIONS = ("fp32", "int8")
+MICRO_VERSION = 1  # bump when a micro-model's graph changes: exported files are cached by it
+# Re-measure a window when its canary ran this much slower than the first window's,
+# or when an entry's (p90 - p10) / median exceeds MAX_SPREAD.
+MIN_SPEED = 0.7
+MAX_SPREAD = 0.5
+MAX_ATTEMPTS = 3
+CALIBRATION_MODELS = ("bert-base", "minilm-l6-h384", "tinybert-4", "efficientbert", "efficientbert-tiny")
+
+
+# --- the grid ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Grid:
+    """Which micro-models to time. The default covers arch.SPACE's search ranges and bert-base."""
+
+    name: str
+    hidden: list[int]
+    heads: list[int]
+    head_size: list[int]
+    ratios: list[float]
+    embedding_sizes: list[int]
+    act_widths: list[int]
+    op_widths: list[int]
+    calibration: list[str] = field(default_factory=lambda: list(CALIBRATION_MODELS))
+
+    def entries(self) -> Iterator[tuple[str, str | None, dict]]:
+        for kind in ("standard", "factorized", "trigram"):
+            for h in self.hidden:
+                for e in ([0] if kind == "standard" else self.embedding_sizes):
+                    yield "shell", kind, {"hidden": h, "embedding_size": e}
+        for h in self.hidden:
+            for nh in self.heads:
+                for hs in self.head_size:
+                    yield "mha", None, {"hidden": h, "heads": nh, "head_size": hs}
+        for h in self.hidden:
+            for r in self.ratios:
+                yield "ffn", None, {"hidden": h, "ratio": r}
+        for act in ("gelu", NO_ACTIVATION, *[a for a in mlp.unary_ops() if a != "gelu"]):
+            for w in self.act_widths:
+                yield "ffn_act", act, {"inner": w}
+        for op in op_variants():
+            for w in self.op_widths:
+                yield "op", op, {"width": w}
+
+
+def default_grid() -> Grid:
+    s = SPACE
+    return Grid(
+        name="default",
+        hidden=list(s.hidden_grid),
+        heads=list(s.heads_grid),
+        head_size=list(s.head_size_grid),
+        ratios=list(s.inner_ratio_grid),
+        embedding_sizes=list(s.embedding_size_grid),
+        act_widths=[32, 64, 128, 256, 512, 1024, 2048, 3072],
+        op_widths=[32, 64, 128, 256, 512, 768, 1536, 3072],
+    )
+
+
+def quick_grid() -> Grid:
+    """Corners and a midpoint of every axis: a coarse table in under a minute."""
+    return Grid(
+        name="quick", hidden=[128, 384, 768], heads=[1, 12], head_size=[32, 64], ratios=[0.25, 1.0, 4.0],
+        embedding_sizes=[64, 128], act_widths=[32, 3072], op_widths=[32, 3072],
+        calibration=["tinybert-4", "efficientbert-tiny"],
+    )
+
+
+def load_grid(name_or_file: str) -> Grid:
+    if name_or_file == "default":
+        return default_grid()
+    if name_or_file == "quick":
+        return quick_grid()
+    p = Path(name_or_file)
+    if not p.is_file():
+        raise EdgebertError(f"--grid {name_or_file!r}: not 'default', 'quick' or an existing JSON file")
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise EdgebertError(f"{p}: malformed grid JSON ({e.msg} at line {e.lineno})") from None
+    fields = {f for f in Grid.__dataclass_fields__ if f != "name"}
+    if not isinstance(d, dict) or set(d) - fields:
+        raise EdgebertError(f"{p}: a grid file is an object with keys among {sorted(fields)}")
+    base = asdict(default_grid())
+    for k, v in d.items():
+        ok = isinstance(v, list) and (v or k == "calibration") and all(
+            isinstance(x, str) if k == "calibration" else (isinstance(x, (int, float)) and x > 0) for x in v)
+        if not ok:
+            raise EdgebertError(f"{p}: grid field {k!r} must be a non-empty list of "
+                                f"{'zoo names' if k == 'calibration' else 'positive numbers'}")
+        base[k] = sorted(v) if k != "calibration" else v
+    for name in base["calibration"]:
+        zoo.entry(name)
+    if len(base["calibration"]) > 5:
+        raise EdgebertError(f"{p}: at most 5 calibration models")
+    base["name"] = str(p)
+    return Grid(**base)
+
+
+# --- profiling ----------------------------------------------------------------------------------
+
+
+def entry_id(unit: str, variant: str | None, key: dict, seq: int, batch: int) -> str:
+    return json.dumps([unit, variant, key, seq, batch], sort_keys=True)
+
+
+def default_table_name(fp: dict, precision: str, seq_lens, batch: int) -> str:
+    cpu = "".join(c if c.isalnum() else "-" for c in fp["cpu_model"].lower()).strip("-")
+    while "--" in cpu:
+        cpu = cpu.replace("--", "-")
+    seqs = "-".join(str(s) for s in seq_lens)
+    return f"{cpu}-{fp['threads']}t-{precision}-s{seqs}-b{batch}.json"
+
+
+def local_tables_dir() -> Path:
+    return cache_dir() / "tables"
+
+
+def _micro_path(precision: str, graph_opt: str, unit: str, variant, key: dict, k: int) -> Path:
+    import torch
+
+    ident = json.dumps([MICRO_VERSION, OPSET, torch.__version__, unit, variant, key, k], sort_keys=True)
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
+    return cache_dir() / "micro" / f"{precision}-{graph_opt}" / f"{unit}-{variant}-{digest}-k{k}.onnx"
+
+
+def _workloads_for(entry: dict, precision: str, graph_opt: str) -> list[Workload]:
+    unit = UNITS[entry["unit"]]
+    out = []
+    for k in unit.chain:
+        path = _micro_path(precision, graph_opt, entry["unit"], entry["variant"], entry["key"], k)
+        inputs_path = path.with_suffix(".inputs.json")
+        if not (path.is_file() and inputs_path.is_file()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.onnx")
+            inputs = export_micro(entry["unit"], entry["variant"], entry["key"], k, entry["seq"], entry["batch"],
+                                  tmp, int8=precision == "int8", graph_optimization=graph_opt)
+            os.replace(tmp, path)
+            atomic_write_json(inputs_path, [asdict(i) for i in inputs])
+        from edgebert.device.timing import InputSpec
+
+        inputs = [InputSpec(**d) for d in json.loads(inputs_path.read_text())]
+        for spec in inputs:  # the cached file is shape-generic; feed this entry's batch and length
+            spec.shape[0] = entry["batch"]
+            spec.shape[-1 if spec.name == "mask_bias" else 1] = entry["seq"]
+        out.append(Workload(f"{entry['id']}|k{k}", path, inputs))
+    return out
+
+
+def _cost(entry: dict, report) -> dict:
+    """Canary-normalised marginal cost of one entry from its chain's workloads in one window."""
+    ks = UNITS[entry["unit"]].chain
+    t = {k: report[f"{entry['id']}|k{k}"] for k in ks}
+    if len(ks) == 1:
+        cost = t[ks[0]].normalised
+    else:
+        k1, k2 = ks
+        cost = (t[k2].normalised - t[k1].normalised) / (k2 - k1)
+    return {"cost": cost, "spread": max(x.spread for x in t.values()), "runs": min(x.runs for x in t.values())}
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def profile(
+    *,
+    target: str = "local",
+    threads: int | None = None,
+    seq_lens: tuple[int, ...] | list[int] = (128,),
+    batch: int = 1,
+    precision: str = "fp32",
+    grid: str = "default",
+    out: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+    graph_optimization: str = "measure",
+    window_entries: int = 24,
+) -> dict[str, Any]:
+    """Profile the target into a latency table; returns {"table", "entries", "seconds"}.
+
+    graph_optimization "measure" decides it by timing bert-base both ways (once per
+    device x threads x precision); "none" or "fusion" impose it (tests, or a known device).
+    """
+    t0 = time.perf_counter()
+    runner = get_runner(target)
+    if precision not in PRECISIONS:
+        raise EdgebertError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if batch < 1 or not seq_lens or any(s < 1 or s > 512 for s in seq_lens):
+        raise EdgebertError("--seq-len values must be in 1..512 and --batch positive")
+    g = load_grid(grid)
+    policy = TimingPolicy(**({"threads": threads} if threads else {}))
+    fp = runner.fingerprint(policy.threads, precision, spinning=policy.spinning)
+    out = Path(out) if out else local_tables_dir() / default_table_name(fp, precision, seq_lens, batch)
+    partial = out.with_name(out.name + ".partial")
+    settings = {
+        "threads": policy.threads, "precision": precision, "spinning": policy.spinning,
+        "seq_lens": sorted(seq_lens), "batch": batch, "opset": OPSET, "export_mode": EXPORT_MODE,
+        "target": target, "grid": asdict(g), "policy": policy.to_dict(),
+        "session_options": policy.session_options(),
+    }
+    data = _start(partial, settings, fp, resume, command)
+
+    def save() -> None:
+        atomic_write_json(partial, data, indent=1)
+
+    say = _progress(progress)
+    if "graph_optimization" not in data:
+        if graph_optimization == "measure":
+            say("deciding the graph optimization (bert-base with and without ORT's transformer fusion)")
+            data["graph_optimization"] = _decide_graph_optimization(runner, policy, precision, seq_lens[0], batch)
+        elif graph_optimization in GRAPH_OPTIMIZATIONS:
+            data["graph_optimization"] = {"decision": graph_optimization, "imposed": True}
+        else:
+            raise EdgebertError(f"--graph-optimization {graph_optimization!r}: choose measure, "
+                                f"{', '.join(GRAPH_OPTIMIZATIONS)}")
+        save()
+    graph_opt = data["graph_optimization"]["decision"]
+    data["settings"]["graph_optimization"] = graph_opt
+
+    done = {e["id"] for e in data["entries"]}
+    todo = []
+    for seq in sorted(seq_lens):
+        for unit, variant, key in g.entries():
+            eid = entry_id(unit, variant, key, seq, batch)
+            if eid not in done:
+                todo.append({"id": eid, "unit": unit, "variant": variant, "key": key, "seq": seq, "batch": batch})
+    windows = list(_chunks(todo, window_entries))
+    bar = _bar(progress, len(todo), "profiling", initial=len(done))
+    for chunk in windows:
+        workloads = [w for entry in chunk for w in _workloads_for(entry, precision, graph_opt)]
+        report = _measure_window(runner, workloads, policy, data, chunk)
+        window = len(data["windows"])
+        data["windows"].append(_window_record(report, window))
+        for entry in chunk:
+            data["entries"].append({**entry, **_cost(entry, report), "window": window})
+        save()
+        bar.update(len(chunk))
+    bar.close()
+
+    if not data.get("calibration", {}).get("models_done"):
+        if g.calibration:
+            say(f"calibrating on {', '.join(g.calibration)}")
+        data["calibration_measured"] = _measure_calibration(
+            runner, policy, precision, graph_opt, g.calibration, sorted(seq_lens)[0], batch) if g.calibration else []
+        data["calibration"] = {"models_done": True}
+        save()
+    canary_ms = [w["canary_ms"] for w in data["windows"] if w["canary_ms"]]
+    data["canary"] = {"name": CANARY_NAME, "nominal_ms": stats.median(canary_ms)}
+    data["empty_run_overhead_ms"] = stats.median([w["empty_ms"] for w in data["windows"] if w["empty_ms"]])
+    _fit(data)
+    data["seconds"] = data.get("seconds", 0.0) + time.perf_counter() - t0
+    table = LatencyTable.from_dict(data, out)
+    table.save(out)
+    partial.unlink(missing_ok=True)
+    return {"table": str(out), "entries": len(data["entries"]), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _start(partial: Path, settings: dict, fp: dict, resume: bool, command: str | None) -> dict:
+    if resume and partial.is_file():
+        try:
+            data = json.loads(partial.read_text())
+        except json.JSONDecodeError:
+            raise EdgebertError(f"{partial}: the partial table is corrupted; run without --resume") from None
+        if data.get("settings", {}).get("grid") != settings["grid"] or any(
+                data["settings"].get(k) != settings[k] for k in ("threads", "precision", "seq_lens", "batch")):
+            raise EdgebertError(f"{partial} was started with other settings; run without --resume to start over")
+        return data
+    partial.unlink(missing_ok=True)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "device": fp,
+        "settings": settings,
+        "command": command or "edgebert profile " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "windows": [],
+        "entries": [],
+    }
+
+
+def _window_record(report, index: int) -> dict:
+    w = report.windows[0]
+    return {"index": index, "timestamp": w.timestamp, "wall_s": w.wall_s, "canary_ms": w.canary_median_ms,
+            "empty_ms": w.empty_median_ms}
+
+
+def _measure_window(runner, workloads, policy, data, chunk):
+    """One window; measured again while the canary says the machine is far below the profile's
+    first-window speed or an entry's spread is too wide (never because of a prediction)."""
+    p = TimingPolicy(threads=policy.threads, spinning=policy.spinning, warmup=3, runs=20, rounds=5)
+    first = next((w["canary_ms"] for w in data["windows"] if w["canary_ms"]), None)
+    best, best_spread = None, float("inf")
+    for attempt in range(MAX_ATTEMPTS):
+        report = measure(workloads, runner=runner, policy=p)
+        canary = report.windows[0].canary_median_ms
+        spread = max(_cost(e, report)["spread"] for e in chunk)
+        slow = first is not None and canary is not None and first / canary < MIN_SPEED
+        if spread < best_spread and not slow:
+            best, best_spread = report, spread
+        if not slow and spread <= MAX_SPREAD:
+            break
+    return best or report
+
+
+def _decide_graph_optimization(runner, policy, precision, seq, batch) -> dict:
+    """Time bert-base exported both ways, interleaved, in three windows; the faster median wins."""
+    spec = zoo.get("bert-base")
+    workloads = []
+    for decision in GRAPH_OPTIMIZATIONS:
+        _, path = cached_export("bert-base", int8=precision == "int8", graph_optimization=decision)
+        workloads.append(Workload(decision, path, model_inputs(spec, batch, seq)))
+    report = measure(workloads, runner=runner, policy=TimingPolicy(threads=policy.threads, spinning=policy.spinning,
+                                                                    warmup=2, runs=10, rounds=5, windows=3))
+    medians = {d: report[d].median_ms for d in GRAPH_OPTIMIZATIONS}
+    normalised = {d: report[d].normalised for d in GRAPH_OPTIMIZATIONS}
+    decision = min(GRAPH_OPTIMIZATIONS, key=lambda d: normalised[d])
+    return {"decision": decision, "model": "bert-base", "median_ms": medians, "normalised": normalised,
+            "seq": seq, "batch": batch}
+
+
+def _measure_calibration(runner, policy, precision, graph_opt, names, seq, batch) -> list[dict]:
+    workloads, specs = [], {}
+    for name in names:
+        spec = zoo.get(name)
+        _, path = cached_export(name, int8=precision == "int8", graph_optimization=graph_opt)
+        workloads.append(Workload(name, path, model_inputs(spec, batch, seq)))
+        specs[name] = spec
+    report = measure(workloads, runner=runner, policy=TimingPolicy(threads=policy.threads, spinning=policy.spinning,
+                                                                    warmup=2, runs=15, rounds=5, windows=3))
+    return [{"model": n, "spec": specs[n].to_dict(), "seq": seq, "batch": batch,
+             "measured": report[n].normalised, "median_ms": report[n].median_ms} for n in names]
+
+
+def _fit(data: dict) -> None:
+    """Fit the calibration on the measured zoo models against the table's uncalibrated sums."""
+    from edgebert.arch import ArchSpec
+    from edgebert.latency.predictor import fit_calibration, raw_sum
+
+    table = LatencyTable.from_dict(data)
+    models = data.get("calibration_measured") or []
+    sums = [raw_sum(ArchSpec.from_dict(m["spec"]), table, seq_len=m["seq"], batch=m["batch"]) for m in models]
+    fit = fit_calibration(sums, [m["measured"] for m in models])
+    for m, s in zip(models, sums):
+        m["sum"] = s
+        m["predicted"] = fit["a"] * s + fit["b"]
+        m["error_pct"] = 100.0 * (m["predicted"] - m["measured"]) / m["measured"]
+    data["calibration"] = {**fit, "models": models, "models_done": True}
+
+
+# --- progress ----------------------------------------------------------------------------------
+
+
+def _progress(enabled: bool):
+    def say(message: str) -> None:
+        if enabled:
+            print(f"edgebert: {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _bar(enabled: bool, total: int, desc: str, initial: int = 0):
+    from tqdm import tqdm
+
+    return tqdm(total=total + initial, initial=initial, desc=desc, unit="entry", disable=not enabled, file=sys.stderr)

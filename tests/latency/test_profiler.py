@@ -1,0 +1,111 @@
+"""The profiler on a tiny grid: a real table, resumable after kill -9, and one-line errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edgebert.latency.table import LatencyTable
+
+# Two timing windows of micro-models (24 entries each), no calibration models.
+TINY_GRID = {"hidden": [128, 192], "heads": [1, 2], "head_size": [32], "ratios": [0.25, 1.0],
+             "embedding_sizes": [64], "act_widths": [32, 64], "op_widths": [32], "calibration": []}
+
+
+def cli(*args):
+    return [sys.executable, "-m", "edgebert.cli.main", *args]
+
+
+@pytest.fixture(scope="module")
+def grid_file(tmp_path_factory):
+    p = tmp_path_factory.mktemp("grid") / "grid.json"
+    p.write_text(json.dumps(TINY_GRID))
+    return p
+
+
+@pytest.fixture(scope="module")
+def resumed_table(tmp_path_factory, grid_file):
+    """Start a profile, kill -9 it after its first window is saved, resume it."""
+    out = tmp_path_factory.mktemp("table") / "t.json"
+    partial = out.with_name(out.name + ".partial")
+    proc = subprocess.Popen(cli("profile", "--grid", str(grid_file), "--out", str(out), "--graph-optimization", "none"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    first = None
+    while time.time() < deadline and proc.poll() is None:
+        if partial.is_file():
+            data = json.loads(partial.read_text())
+            if data["windows"]:
+                first = data
+                break
+        time.sleep(0.2)
+    assert first is not None, "the profile saved no window before the deadline"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()  # nothing under the final name before the end
+    r = subprocess.run(cli("profile", "--grid", str(grid_file), "--out", str(out), "--graph-optimization", "none",
+                           "--resume", "--json"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return out, first, json.loads(r.stdout)
+
+
+def test_resume_after_kill_finishes_without_remeasuring(resumed_table):
+    out, first, result = resumed_table
+    assert {"table", "entries", "seconds"} <= set(result)
+    assert not out.with_name(out.name + ".partial").exists()
+    table = LatencyTable.load(out)
+    ids = [e["id"] for e in table.data["entries"]]
+    assert len(ids) == len(set(ids)) == result["entries"] == 44
+    kept = {e["id"]: e["cost"] for e in first["entries"]}
+    again = {e["id"]: e["cost"] for e in table.data["entries"] if e["id"] in kept}
+    assert again == kept  # the first window's entries were not measured twice
+    assert [w["index"] for w in table.data["windows"]] == list(range(len(table.data["windows"])))
+
+
+def test_the_table_has_the_documented_top_level(resumed_table):
+    data = json.loads(resumed_table[0].read_text())
+    for key in ("schema_version", "device", "settings", "entries", "canary", "command", "graph_optimization"):
+        assert key in data
+    assert data["settings"]["graph_optimization"] == "none"
+    assert data["canary"]["nominal_ms"] > 0
+    e = data["entries"][0]
+    assert {"unit", "key", "seq", "batch", "cost", "spread", "runs"} <= set(e)
+
+
+def test_tables_commands_read_it(resumed_table, tmp_path):
+    out = resumed_table[0]
+    r = subprocess.run(cli("tables", "show", str(out), "--json"), capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["entries_per_unit"]["op"] == 12
+    r = subprocess.run(cli("tables", "diff", str(out), str(out), "--json"), capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["median_abs_pct"] == 0.0
+
+
+def _one_line(r, fragment):
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_bad_inputs_get_one_line(tmp_path, grid_file, resumed_table):
+    table = resumed_table[0]
+    bad_grid = tmp_path / "g.json"
+    bad_grid.write_text('{"hidden": [128,')
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({**json.loads(table.read_text()), "schema_version": 0}))
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text(table.read_text()[:100])
+    cases = [
+        (("profile", "--target", "phone", "--out", str(tmp_path / "a.json")), "unknown target"),
+        (("profile", "--grid", str(bad_grid), "--out", str(tmp_path / "b.json")), "malformed grid JSON"),
+        (("predict", "tinybert-4", "--table", str(foreign)), "schema version 0 is not supported"),
+        (("predict", "tinybert-4", "--table", str(corrupt)), "corrupted latency table"),
+        (("predict", "bert-base", "--table", str(table)), "is outside"),
+        (("predict", "tinybert-4", "--table", str(table), "--precision", "int8"), "has no int8 costs"),
+    ]
+    for args, fragment in cases:
+        _one_line(subprocess.run(cli(*args), capture_output=True, text=True), fragment)
+    assert not (tmp_path / "a.json").exists() and not (tmp_path / "b.json").exists()
