@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--teacher", default=None, help="model folder or reference (default: the embedded all-MiniLM-L6-v2)")
-    _common(p, lr=5e-5)
+    _common(p, lr=1e-4)
 
     p = add_command(
         sub, "distill", cmd_distill,
@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             f"  edgebert distill student.json --teacher runs/teacher-sst2 --task sst2 --data {GLUE} --out runs/student\n"
             f"  edgebert distill tinybert-4 --teacher runs/teacher-sst2 --task sst2 --data {GLUE} --out runs/tb4 \\\n"
             "      --init random --mapping 2,3,5,6 --max-steps 2000 --seed 1\n"
-            f"  edgebert distill student.json --teacher runs/teacher-sst2 --task sst2 --data {GLUE} --out runs/student --resume --json\n"
+            f"  edgebert distill student.json --teacher runs/teacher-sst2 --task sst2 --data {GLUE} --out runs/student \\\n"
+            "      --resume --json\n"
         ),
     )
     p.add_argument("model", help="student: zoo name or spec .json file (a model folder with --init weights)")
@@ -39,9 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", choices=("extract", "random", "weights"), default="extract",
                    help="extract: the teacher's most important units (ETD, default); random; weights: MODEL's own")
     p.add_argument("--mapping", default="uniform", help="teacher layer of each student layer: uniform, last, or 2,4,6")
-    p.add_argument("--importance", choices=("magnitude", "gradient"), default="magnitude",
-                   help="unit ranking for --init extract (default magnitude)")
-    _common(p, lr=1e-4)
+    p.add_argument("--importance", choices=("gradient", "magnitude"), default="gradient",
+                   help="unit ranking for --init extract: gradient (task loss over 8 batches, default) or magnitude")
+    _common(p, lr=2e-4)
     g = p.add_argument_group("losses")
     g.add_argument("--temperature", type=float, default=1.0, help="soft-logit temperature (default 1)")
     g.add_argument("--w-logits", type=float, default=1.0, help="task stage: soft-logit loss weight (default 1)")
@@ -55,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--warmup-epochs", type=float, default=1.0, help="passes over them (default 1)")
     g.add_argument("--warmup-text", type=Path, default=None,
                    help="unlabeled text file, one text per line (default: the task's training sentences)")
-    g.add_argument("--warmup-lr", type=float, default=1e-4, help="default 1e-4")
+    g.add_argument("--warmup-lr", type=float, default=2e-4, help="default 2e-4")
     g.add_argument("--warmup-max-minutes", type=float, default=None, help="wall-clock cap of the warm-up stage")
 
     p = add_command(
