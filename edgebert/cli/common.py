@@ -18,9 +18,9 @@ def version() -> str:
 
 
 def command_groups():
-    from edgebert.cli import latency_commands, model_commands, train_commands
+    from edgebert.cli import latency_commands, model_commands, search_commands, train_commands
 
-    return [model_commands, latency_commands, train_commands]
+    return [model_commands, latency_commands, train_commands, search_commands]
 
 
 def add_command(

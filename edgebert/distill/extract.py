@@ -30,7 +30,7 @@ import torch
 
 from edgebert.arch import ArchSpec, LayerSpec
 from edgebert.errors import EdgebertError
-from edgebert.importance import permute_units, rank_units
+from edgebert.importance import UnitOrder, permute_units, rank_units
 from edgebert.modeling import EdgeBertForSequenceClassification, build
 
 IMPORTANCE_METHODS = ("magnitude", "gradient")
@@ -93,14 +93,19 @@ def extract_student(
     batches: Iterable | None = None,
     loss_fn: Callable | None = None,
     seed: int = 0,
+    order: UnitOrder | None = None,
 ) -> Extraction:
-    """The student `student` with weights from `teacher`; student layer j from teacher layer mapping[j - 1] (1-based)."""
+    """The student `student` with weights from `teacher`; student layer j from teacher layer mapping[j - 1] (1-based).
+
+    `order`: a ranking of the teacher's units computed earlier, so that many students
+    extracted from one teacher (a search) rank it once."""
     if method not in IMPORTANCE_METHODS:
         raise EdgebertError(f"unknown importance method {method!r}; use {' or '.join(IMPORTANCE_METHODS)}")
     tspec = teacher.config.spec
     check_fits(tspec, student, mapping)
     donor = copy.deepcopy(teacher).eval()
-    order = rank_units(donor, method=method, batches=batches, loss_fn=loss_fn)
+    order = copy.deepcopy(order) if order is not None else rank_units(donor, method=method, batches=batches,
+                                                                       loss_fn=loss_fn)
     if student.hidden == tspec.hidden:
         order.hidden = torch.arange(tspec.hidden)  # keep the teacher's order: see the module docstring
     permute_units(donor, order)

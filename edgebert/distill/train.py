@@ -79,6 +79,9 @@ class Stage:
     encoded: data.Encoded  # the stage's examples, tokenized
     teacher: TeacherOutputs | None  # the teacher outputs the losses read (None: labels only)
     loss: KDLoss
+    # A weight-sharing supernet trains several sub-networks per step (the sandwich rule):
+    # subnets(step) -> the sub-network specs to run (model.set_active), their gradients summed.
+    subnets: Callable[[int], list] | None = None
 
     def batch_order(self, seed: int, stage_index: int, epoch: int) -> list:
         return data.batch_order(self.encoded.lengths, self.config.batch_size, shuffle=True,
@@ -226,7 +229,7 @@ def _run_stage(model, stage: Stage, si: int, checkpoint: Checkpointer | None, se
         if e != epoch:
             order, epoch = stage.batch_order(seed, si, e), e
         batch = data.collate(stage.encoded, order[k])
-        parts = _step(model, stage, batch, opt)
+        parts = _step(model, stage, batch, opt, result.steps)
         result.steps += 1
         result.examples += len(batch.indices)
         result.seconds = time.perf_counter() - t_start
@@ -252,14 +255,22 @@ def _run_stage(model, stage: Stage, si: int, checkpoint: Checkpointer | None, se
     return result
 
 
-def _step(model: torch.nn.Module, stage: Stage, batch: data.Batch, opt: torch.optim.Optimizer) -> dict[str, float]:
-    """One optimizer step on one batch; the loss and its parts, as floats."""
+def _step(model: torch.nn.Module, stage: Stage, batch: data.Batch, opt: torch.optim.Optimizer,
+          step: int) -> dict[str, float]:
+    """One optimizer step on one batch; the loss and its parts, as floats (averaged over the
+    sub-networks of a supernet stage)."""
     cfg, loss_fn = stage.config, stage.loss
     targets = stage.teacher.targets(batch) if stage.teacher is not None else None
-    out = model(**batch.model_inputs(), output_hidden_states=loss_fn.wants_hidden,
-                output_attentions=bool(cfg.weights.attention))
-    loss, parts = loss_fn(out, targets, batch.attention_mask, batch.labels)
-    loss.backward()
+    subnets = stage.subnets(step) if stage.subnets is not None else [None]
+    for sub in subnets:
+        if sub is not None:
+            model.set_active(sub)
+        out = model(**batch.model_inputs(), output_hidden_states=loss_fn.wants_hidden,
+                    output_attentions=bool(cfg.weights.attention))
+        loss, parts = loss_fn(out, targets, batch.attention_mask, batch.labels)
+        (loss / len(subnets)).backward()
+    if stage.subnets is not None:
+        model.set_active(None)
     torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.max_grad_norm)
     opt.step()
     opt.zero_grad(set_to_none=True)

@@ -19,8 +19,8 @@ def true_cost(unit, variant, key, seq=128, batch=1) -> float:
 
 
 def grid() -> Grid:
-    return Grid(name="synthetic", hidden=[128, 256, 512], heads=[1, 4, 8], head_size=[32, 64], ratios=[0.5, 1.0, 4.0],
-                embedding_sizes=[64, 128], act_widths=[64, 256, 1024], op_widths=[64, 256, 1024], calibration=[])
+    return Grid(name="synthetic", hidden=[128, 256, 512], heads=[1, 4, 8], head_size=[32, 64], ratios=[0.25, 0.5, 1.0, 4.0],
+                embedding_sizes=[64, 128], act_widths=[32, 256, 1024], op_widths=[32, 256, 1024], calibration=[])
 
 
 def table(**overrides) -> LatencyTable:

@@ -1,0 +1,475 @@
+"""The progressive, latency-constrained search on Optuna, and its result.
+
+    result = search(SearchConfig(teacher="runs/teacher-sst2", task="sst2", data="../shared/data/glue",
+                                 out="runs/search-20x", speedup=20))
+
+Stages (space.py): backbone -> structure -> dimensions. Each stage is one Optuna
+study (ask/tell) in the output folder's journal file, with two objectives:
+held-out score (maximise) and predicted latency (minimise).
+
+- *The budget is respected before anything trains*: a proposed point's latency
+  is predicted from the device's table at once; an infeasible point is told to
+  the study with its constraint violation (so the sampler learns where the
+  budget lies) and never trained.
+- *Sampler*: NSGA-II (Deb et al. 2002). Every parameter is a categorical with a
+  fixed list of choices (layer slots for expressions), the search is
+  multi-objective (score against latency: the result is a Pareto front), and
+  NSGA-II ranks feasible points above infeasible ones by the constraint each
+  trial carries (`Trial.set_constraint`: predicted latency minus budget);
+  TPE and GP samplers model continuous spaces and would see our categorical
+  slots as unordered labels anyway. The random-search baseline uses
+  RandomSampler over the joint space.
+- *No architecture is evaluated twice*: a claim file (under a lock) maps each
+  spec to its first trial; a repeat proposal reuses that score, or is skipped
+  while another worker evaluates it.
+- *Resume*: rerunning the same command reopens the studies and the state file
+  (`search_state.json`); finished stages are skipped, trials left running by a
+  crash are marked failed. One process (the coordinator) owns every move from
+  one stage to the next and the supernet's warm-up; `--workers K` starts K-1
+  worker processes per stage that load the coordinator's state rather than
+  racing to make it.
+
+Then verify-and-fallback: the top candidates under the budget are *measured*
+through the harness beside bert-base in one interleaved window (with no
+training running), the best one that truly fits wins, and it is distilled fully
+by the distillation engine into `<out>/student`, ready for `edgebert export`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable
+
+from edgebert.arch import ArchSpec
+from edgebert.errors import EdgebertError
+from edgebert.files import atomic_write_json, atomic_write_text
+from edgebert.search.context import SearchConfig, SearchContext, build_context, check_inputs
+from edgebert.search.space import (
+    BackboneStage, DimensionStage, Stage, StructureStage, check_point, expression_pool, user_expressions,
+)
+
+STATE_FILE = "search_state.json"
+CONFIG_FILE = "search_config.json"
+MAX_ASKS_PER_TRIAL = 200  # proposals (mostly rejected as infeasible) per evaluated candidate, at most
+
+
+# --- storage and studies -----------------------------------------------------------------
+
+
+def storage_for(cfg: SearchConfig):
+    import optuna
+
+    if cfg.storage:
+        try:
+            storage = optuna.storages.RDBStorage(cfg.storage, engine_kwargs={"pool_pre_ping": True})
+            storage.get_all_studies()
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy raises many kinds; the user needs one line
+            raise EdgebertError(f"--storage {cfg.storage!r} is unreachable: {str(e).splitlines()[0]}") from None
+        return storage
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    cfg.out_path.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(cfg.out_path / "study.journal")))
+
+
+def open_study(cfg: SearchConfig, stage_name: str, storage, worker: int = 0):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    seed = cfg.seed * 7919 + worker  # each worker its own stream: parallel workers propose different points
+    if cfg.strategy == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.NSGAIISampler(population_size=max(4, cfg.trials // 2), seed=seed)
+    return optuna.create_study(study_name=f"{_study_prefix(cfg)}{stage_name}", storage=storage, sampler=sampler,
+                               directions=["maximize", "minimize"], load_if_exists=True)
+
+
+def _study_prefix(cfg: SearchConfig) -> str:
+    return f"{cfg.strategy}-s{cfg.seed}-"
+
+
+# --- claims: no architecture evaluated twice ------------------------------------------------
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            claims = json.loads(path.read_text()) if path.is_file() else {}
+            yield claims
+            atomic_write_json(path, claims)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def claim(cfg: SearchConfig, stage: str, key: str, trial: int) -> dict | None:
+    """None if this trial now owns `key`; else the earlier claim ({"trial", "values"?})."""
+    with _locked(cfg.out_path / f"claims-{_study_prefix(cfg)}{stage}.json") as claims:
+        if key in claims:
+            return claims[key]
+        claims[key] = {"trial": trial}
+        return None
+
+
+def settle(cfg: SearchConfig, stage: str, key: str, values: list[float] | None) -> None:
+    with _locked(cfg.out_path / f"claims-{_study_prefix(cfg)}{stage}.json") as claims:
+        if values is None:
+            claims.pop(key, None)  # failed: let another proposal try it
+        else:
+            claims[key] = {**claims.get(key, {}), "values": values}
+
+
+# --- one stage's trial loop --------------------------------------------------------------------
+
+
+def evaluated(study) -> list:
+    """Complete, feasible, trained (not reused) trials."""
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("violation", 0.0) <= 0 and not t.user_attrs.get("reused")]
+
+
+def run_trials(ctx: SearchContext, study, stage: Stage, evaluate: Callable[[ArchSpec], float], target: int,
+               *, progress: bool = True) -> None:
+    """Ask/tell until `target` candidates of this stage have been evaluated (by any worker)."""
+    from tqdm import tqdm
+
+    from optuna.trial import TrialState
+
+    cfg = ctx.cfg
+    bar = tqdm(total=target, initial=min(len(evaluated(study)), target), desc=stage.name, unit="cand",
+               disable=not progress, file=sys.stderr)
+    asks = 0
+    while len(evaluated(study)) < target:
+        asks += 1
+        if asks > MAX_ASKS_PER_TRIAL * target:
+            raise EdgebertError(f"{stage.name} stage: {asks} proposals found too few feasible new points "
+                                f"under {ctx.budget_ms:.2f} ms; raise the budget or shrink --trials")
+        trial = study.ask()
+        spec = check_point(stage.suggest(trial), ctx.limits)
+        latency = ctx.latency(spec)
+        trial.set_user_attr("spec", spec.to_dict())
+        trial.set_user_attr("latency_ms", latency)
+        trial.set_user_attr("violation", latency - ctx.budget_ms)
+        trial.set_constraint("latency_over_budget_ms", latency - ctx.budget_ms)  # NSGA-II ranks by it
+        if latency > ctx.budget_ms:  # infeasible: rejected as proposed, never trained
+            study.tell(trial, [0.0, latency])
+            continue
+        key = spec.key()
+        earlier = claim(cfg, stage.name, key, trial.number)
+        if earlier is not None:
+            if "values" in earlier:  # evaluated before: reuse, do not train again
+                trial.set_user_attr("reused", earlier["trial"])
+                study.tell(trial, earlier["values"])
+            else:  # another worker is on it right now
+                study.tell(trial, state=TrialState.FAIL)
+            continue
+        try:
+            t0 = time.perf_counter()
+            score = evaluate(spec)
+            trial.set_user_attr("eval_s", round(time.perf_counter() - t0, 1))
+        except BaseException:
+            settle(cfg, stage.name, key, None)
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        settle(cfg, stage.name, key, [score, latency])
+        study.tell(trial, [score, latency])
+        bar.n = min(len(evaluated(study)), target)
+        bar.refresh()
+    bar.close()
+
+
+def best_of(study, min_latency: float = 0.0) -> dict:
+    """The highest-scoring feasible trial (ties: the faster), preferring those above min_latency."""
+    trials = [t for t in evaluated(study) + _reused(study)]
+    if not trials:
+        raise EdgebertError(f"study {study.study_name} has no feasible evaluated candidate")
+    pool = [t for t in trials if t.user_attrs["latency_ms"] >= min_latency] or trials
+    t = max(pool, key=lambda t: (t.values[0], -t.values[1]))
+    return {"spec": t.user_attrs["spec"], "score": t.values[0], "predicted_ms": t.values[1], "trial": t.number}
+
+
+def _reused(study) -> list:
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("reused") is not None]
+
+
+def pareto(studies: list) -> list[dict]:
+    """Non-dominated feasible candidates over the given studies (score up, latency down)."""
+    points = {}
+    for study in studies:
+        for t in evaluated(study):
+            key = json.dumps(t.user_attrs["spec"], sort_keys=True)
+            points[key] = {"spec": t.user_attrs["spec"], "predicted_ms": t.values[1], "score": t.values[0],
+                           "stage": study.study_name.rsplit("-", 1)[-1]}
+    front = [p for p in points.values()
+             if not any(q["score"] >= p["score"] and q["predicted_ms"] <= p["predicted_ms"] and q != p
+                        and (q["score"] > p["score"] or q["predicted_ms"] < p["predicted_ms"])
+                        for q in points.values())]
+    return sorted(front, key=lambda p: p["predicted_ms"])
+
+
+# --- state -------------------------------------------------------------------------------------
+
+
+def load_state(cfg: SearchConfig) -> dict:
+    path = cfg.out_path / STATE_FILE
+    if not path.is_file():
+        return {"settings": cfg.key_settings(), "stages": {}}
+    state = json.loads(path.read_text())
+    if state.get("settings") != cfg.key_settings():
+        raise EdgebertError(f"{cfg.out_path} holds a search with other settings; use another --out")
+    return state
+
+
+def save_state(cfg: SearchConfig, state: dict) -> None:
+    atomic_write_json(cfg.out_path / STATE_FILE, state)
+
+
+def fail_stale_trials(study) -> None:
+    """Trials left RUNNING by a crashed run can never finish: mark them failed (coordinator start only)."""
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+
+
+# --- stages ------------------------------------------------------------------------------------
+
+
+def stage_for(ctx: SearchContext, name: str, state: dict) -> tuple[Stage, Callable[[ArchSpec], float], int]:
+    """(the stage, its candidate scorer, how many candidates it evaluates)."""
+    cfg = ctx.cfg
+    if name == "random":
+        return JointRandomStage(ctx), ctx.proxy_score, 3 * cfg.trials
+    if name == "backbone":
+        return BackboneStage(ctx.limits), ctx.proxy_score, cfg.trials
+    if name == "structure":
+        pool = _pool(cfg)
+        return StructureStage(ArchSpec.from_dict(state["stages"]["backbone"]["spec"]), pool), ctx.proxy_score, cfg.trials
+    if name == "dimensions":
+        from edgebert.search.supernet import Supernet
+
+        structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
+        stage = DimensionStage(structure, ctx.limits)
+        net = Supernet.load(cfg.out_path / "supernet", stage, ctx.mapping(structure))
+        return stage, lambda spec: net.score(spec, ctx.heldout_enc, ctx.task.name, ctx.metric), 3 * cfg.trials
+    raise ValueError(name)
+
+
+def _pool(cfg: SearchConfig) -> tuple[str, ...]:
+    if not cfg.space_file:
+        return expression_pool()
+    return load_space_file(cfg.space_file)
+
+
+def load_space_file(path: str) -> tuple[str, ...]:
+    p = Path(path)
+    if not p.is_file():
+        raise EdgebertError(f"space file not found: {p}")
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise EdgebertError(f"{p}: malformed JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(d, dict) or not isinstance(d.get("expressions"), list):
+        raise EdgebertError(f"{p}: a space file is {{\"expressions\": [\"W2(gelu(W1(x)))\", ...]}}")
+    return user_expressions(d["expressions"])
+
+
+class JointRandomStage(Stage):
+    """The random-search baseline: backbone, structures and dimensions all drawn at once."""
+
+    name = "random"
+
+    def __init__(self, ctx: SearchContext):
+        self.backbone = BackboneStage(ctx.limits)
+        self.pool = _pool(ctx.cfg)
+        self.limits = ctx.limits
+        self.max_layers = ctx.limits.layers
+
+    def choices(self) -> dict[str, list]:
+        out = dict(self.backbone.choices())
+        probe = self.backbone.to_spec({k: max(v) for k, v in self.backbone.choices().items()})
+        dims = DimensionStage(probe, self.limits)
+        for i in range(self.max_layers):
+            out[f"ffn_{i}"] = list(self.pool)
+            out[f"ratio_{i}"] = list(dims.space.inner_ratio_grid)
+            out[f"stack_{i}"] = list(dims.space.stack_grid)
+        return out
+
+    def to_spec(self, p: dict[str, Any]) -> ArchSpec:
+        from dataclasses import replace
+
+        base = self.backbone.to_spec(p)
+        lo = base.hidden // 4 + (base.hidden % 4 > 0)
+        layers = [replace(l, ffn=p[f"ffn_{i}"], stack=p[f"stack_{i}"],
+                          inner=max(lo, min(round(base.hidden * p[f"ratio_{i}"]), self.limits.inner)))
+                  for i, l in enumerate(base.layers)]
+        return base.with_layers(layers)
+
+
+def prepare_stage(ctx: SearchContext, name: str, state: dict, *, progress: bool) -> None:
+    """Coordinator-only work before a stage's trials: the supernet and its warm-up."""
+    if name != "dimensions" or state["stages"].get("supernet", {}).get("done"):
+        return
+    from edgebert.search.supernet import Supernet
+
+    structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
+    stage = DimensionStage(structure, ctx.limits)
+    net = Supernet.build(ctx.teacher.model, stage, ctx.mapping(structure), ctx.order, seed=ctx.cfg.seed)
+    report = net.warm_up(ctx.train_enc, ctx.teacher_train, steps=ctx.cfg.supernet_steps, seed=ctx.cfg.seed,
+                         progress=progress)
+    net.save(ctx.cfg.out_path / "supernet")
+    state["stages"]["supernet"] = {"done": True, "largest": stage.largest().to_dict(), **report}
+    save_state(ctx.cfg, state)
+
+
+def stage_names(cfg: SearchConfig) -> list[str]:
+    return ["random"] if cfg.strategy == "random" else ["backbone", "structure", "dimensions"]
+
+
+def run_stage(ctx: SearchContext, name: str, state: dict, storage, *, progress: bool) -> Any:
+    """Coordinator: prepare, start workers, run trials, wait, record the stage's best."""
+    cfg = ctx.cfg
+    study = open_study(cfg, name, storage)
+    if state["stages"].get(name, {}).get("done"):
+        return study
+    fail_stale_trials(study)
+    prepare_stage(ctx, name, state, progress=progress)
+    stage, evaluate, target = stage_for(ctx, name, state)
+    workers = [_start_worker(cfg, name, k) for k in range(1, cfg.workers)]
+    try:
+        run_trials(ctx, study, stage, evaluate, target, progress=progress)
+    finally:
+        for w in workers:
+            w.wait()
+    bad = [w.returncode for w in workers if w.returncode]
+    if bad:
+        raise EdgebertError(f"{len(bad)} search worker(s) failed in the {name} stage (exit {bad[0]}); rerun to resume")
+    floor = cfg.min_budget_use * ctx.budget_ms if name in ("dimensions", "random") else 0.0
+    state["stages"][name] = {"done": True, **best_of(study, floor)}
+    save_state(cfg, state)
+    return study
+
+
+def _start_worker(cfg: SearchConfig, stage: str, index: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edgebert.search.worker", str(cfg.out_path / CONFIG_FILE), stage,
+                             str(index)], stdout=subprocess.DEVNULL)
+
+
+def worker_main(config_path: str, stage_name: str, index: int) -> int:
+    """A worker process: the same context, the coordinator's state, trials on the shared study."""
+    cfg = SearchConfig(**json.loads(Path(config_path).read_text()))
+    _share_threads(cfg)
+    ctx = build_context(cfg, progress=False)
+    state = load_state(cfg)
+    storage = storage_for(cfg)
+    study = open_study(cfg, stage_name, storage, worker=index)
+    stage, evaluate, target = stage_for(ctx, stage_name, state)
+    run_trials(ctx, study, stage, evaluate, target, progress=False)
+    return 0
+
+
+def _share_threads(cfg: SearchConfig) -> None:
+    """K training processes on one machine: each gets its share of the cores."""
+    import torch
+
+    if cfg.workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.workers))
+
+
+# --- the whole search ----------------------------------------------------------------------------
+
+
+def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    say = say or (lambda m: None)
+    t0 = time.perf_counter()
+    if cfg.strategy not in ("progressive", "random"):
+        raise EdgebertError(f"unknown strategy {cfg.strategy!r}; use progressive or random")
+    if cfg.workers < 1 or cfg.trials < 1:
+        raise EdgebertError("--workers and --trials must be at least 1")
+    if cfg.space_file:
+        load_space_file(cfg.space_file)  # bad input fails before any work
+    check_inputs(cfg)
+    storage = storage_for(cfg)
+    cfg.out_path.mkdir(parents=True, exist_ok=True)
+    state = load_state(cfg)
+    atomic_write_text(cfg.out_path / CONFIG_FILE, cfg.to_json())
+    _share_threads(cfg)
+    say("preparing the teacher, the data and their caches")
+    ctx = build_context(cfg, progress=progress)
+    state["budget_ms"], state["bert_base_predicted_ms"] = ctx.budget_ms, ctx.bert_base_ms
+    save_state(cfg, state)
+    bert = f" (bert-base predicted {ctx.bert_base_ms:.1f} ms)" if ctx.bert_base_ms else ""
+    say(f"budget {ctx.budget_ms:.2f} ms on {ctx.table.name}{bert}")
+    studies = []
+    for name in stage_names(cfg):
+        studies.append(run_stage(ctx, name, state, storage, progress=progress))
+        say(f"{name}: best {ArchSpec.from_dict(state['stages'][name]['spec']).summary()} "
+            f"score {state['stages'][name]['score']:.4f} at {state['stages'][name]['predicted_ms']:.2f} ms predicted")
+    front = pareto(studies[-1:])
+    atomic_write_json(cfg.out_path / "pareto.json", front)
+    _plot_pareto(front, studies[-1], ctx, cfg.out_path / "pareto.png")
+
+    from edgebert.search.verify import final_distill, verify
+
+    if not state.get("verify"):
+        say("measuring the top candidates beside bert-base (one interleaved window)")
+        state["verify"] = verify(ctx, studies[-1], state)
+        save_state(cfg, state)
+    best = state["verify"]["winner"]
+    if not state.get("final"):
+        say(f"distilling the winner {ArchSpec.from_dict(best['spec']).summary()} fully")
+        state["final"] = final_distill(ctx, best, progress=progress)
+        save_state(cfg, state)
+    trials = sum(len(s.get_trials(deepcopy=False)) for s in studies)
+    return {
+        "out": str(cfg.out_path),
+        "budget_ms": ctx.budget_ms,
+        "strategy": cfg.strategy,
+        "best": {**best, "dev": state["final"]["dev"], "student": state["final"]["out"],
+                 "held_out_score": best.get("score"), "spec_summary": ArchSpec.from_dict(best["spec"]).summary()},
+        "pareto": front,
+        "trials": trials,
+        "evaluated": sum(len(evaluated(s)) for s in studies),
+        "stages": {k: {kk: vv for kk, vv in v.items() if kk != "largest"} for k, v in state["stages"].items()},
+        "table": str(ctx.table.path),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _plot_pareto(front: list[dict], study, ctx: SearchContext, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    allp = [(t.values[1], t.values[0]) for t in evaluated(study)]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if allp:
+        ax.scatter(*zip(*allp), s=12, c="0.6", label="candidates")
+    if front:
+        ax.plot([p["predicted_ms"] for p in front], [p["score"] for p in front], "o-", c="C0", label="Pareto front")
+    ax.axvline(ctx.budget_ms, c="C3", ls="--", label=f"budget {ctx.budget_ms:.1f} ms")
+    ax.set(xlabel="predicted latency (ms)", ylabel=f"held-out {ctx.metric}", title="edgebert search")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+__all__ = ["SearchConfig", "search", "worker_main"]

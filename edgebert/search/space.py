@@ -1,0 +1,183 @@
+"""What may vary, stage by stage (ranges from arch.SPACE, capped by the teacher).
+
+    backbone    layers, hidden, heads, and a uniform standard FFN (as AutoTinyBERT)
+    structure   with the backbone fixed: each layer's MLP expression, from a fixed pool
+                (the standard FFN, EfficientBERT's six, and seeded random valid ones)
+    dimensions  with structures fixed: each layer's inner size and stack depth (1-4)
+
+Widths never exceed the teacher's: extraction cannot fill units the teacher does
+not have. Every stage draws from fixed lists of choices per parameter name, as
+Optuna's samplers need (an expression is one categorical per layer slot, not a
+growing tree), and can also sample points uniformly for random search.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from edgebert import mlp
+from edgebert.arch import SPACE, ArchSpec, LayerSpec, Space, validate
+from edgebert.errors import EdgebertError
+from edgebert.zoo import EFFICIENTBERT_FFNS
+
+POOL_SIZE = 24
+POOL_SEED = 2021  # the pool is part of the space: fixed, so every run searches the same one
+
+
+def expression_pool(size: int = POOL_SIZE, seed: int = POOL_SEED, max_ops: int = 4) -> tuple[str, ...]:
+    """The structure stage's choices: the standard FFN, EfficientBERT's six, then seeded random ones."""
+    pool = [mlp.STANDARD_FFN] + [f for f, _, _ in EFFICIENTBERT_FFNS]
+    rng = random.Random(seed)
+    while len(pool) < size:
+        text = mlp.to_text(mlp.random_expression(rng, max_ops))
+        if text not in pool:
+            pool.append(text)
+    return tuple(pool)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The teacher's widths (no student dimension may exceed them) and the fields a student
+    shares with it (vocabulary, positions, segments, LayerNorm epsilon)."""
+
+    layers: int
+    hidden: int
+    heads: int
+    head_size: int
+    inner: int
+    shared: tuple[tuple[str, Any], ...] = ()
+
+    @staticmethod
+    def of(teacher: ArchSpec) -> "Limits":
+        shared = tuple((k, getattr(teacher, k)) for k in ("vocab_size", "max_positions", "type_vocab_size",
+                                                          "layer_norm_eps"))
+        return Limits(
+            layers=teacher.num_layers, hidden=teacher.hidden,
+            heads=min(l.heads for l in teacher.layers), head_size=min(l.head_size for l in teacher.layers),
+            inner=min(l.inner for l in teacher.layers), shared=shared,
+        )
+
+
+class Trial(Protocol):  # the part of optuna.Trial a stage uses
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+
+class Stage:
+    """A stage's choices: `choices()` names each parameter's fixed list; `to_spec` builds the point."""
+
+    name = "stage"
+
+    def choices(self) -> dict[str, list]:
+        raise NotImplementedError
+
+    def to_spec(self, params: dict[str, Any]) -> ArchSpec:
+        raise NotImplementedError
+
+    def suggest(self, trial: Trial) -> ArchSpec:
+        return self.to_spec({k: trial.suggest_categorical(k, v) for k, v in self.choices().items()})
+
+    def sample(self, rng: random.Random) -> tuple[dict[str, Any], ArchSpec]:
+        params = {k: rng.choice(v) for k, v in self.choices().items()}
+        return params, self.to_spec(params)
+
+    def size(self) -> int:
+        n = 1
+        for v in self.choices().values():
+            n *= len(v)
+        return n
+
+
+@dataclass
+class BackboneStage(Stage):
+    limits: Limits
+    space: Space = SPACE
+    name = "backbone"
+
+    def choices(self) -> dict[str, list]:
+        lim, s = self.limits, self.space
+        hidden = [h for h in s.hidden_grid if h <= lim.hidden and s.search_hidden[0] <= h]
+        heads = [n for n in s.heads_grid if n <= lim.heads]
+        ratios = [r for r in s.inner_ratio_grid if r >= 1.0]
+        if not hidden or not heads:
+            raise EdgebertError(f"the teacher (hidden {lim.hidden}, {lim.heads} heads) is narrower than the search space")
+        return {"layers": list(range(1, lim.layers + 1)), "hidden": hidden, "heads": heads, "inner_ratio": ratios}
+
+    def to_spec(self, p: dict[str, Any]) -> ArchSpec:
+        inner = min(round(p["hidden"] * p["inner_ratio"]), self.limits.inner)
+        return ArchSpec.uniform(layers=p["layers"], hidden=p["hidden"], heads=p["heads"],
+                                head_size=self.limits.head_size, inner=inner, **dict(self.limits.shared))
+
+
+@dataclass
+class StructureStage(Stage):
+    backbone: ArchSpec
+    pool: tuple[str, ...] = expression_pool()
+    name = "structure"
+
+    def choices(self) -> dict[str, list]:
+        return {f"ffn_{i}": list(self.pool) for i in range(self.backbone.num_layers)}
+
+    def to_spec(self, p: dict[str, Any]) -> ArchSpec:
+        layers = [replace(l, ffn=p[f"ffn_{i}"]) for i, l in enumerate(self.backbone.layers)]
+        return self.backbone.with_layers(layers)
+
+
+@dataclass
+class DimensionStage(Stage):
+    structure: ArchSpec
+    limits: Limits
+    space: Space = SPACE
+    name = "dimensions"
+
+    def inner_choices(self) -> list[int]:
+        h = self.structure.hidden
+        inners = sorted({min(round(h * r), self.limits.inner) for r in self.space.inner_ratio_grid})
+        return [i for i in inners if self.space.inner_bounds(h)[0] <= i]
+
+    def choices(self) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for i in range(self.structure.num_layers):
+            out[f"inner_{i}"] = self.inner_choices()
+            out[f"stack_{i}"] = list(self.space.stack_grid)
+        return out
+
+    def to_spec(self, p: dict[str, Any]) -> ArchSpec:
+        layers = [replace(l, inner=p[f"inner_{i}"], stack=p[f"stack_{i}"]) for i, l in enumerate(self.structure.layers)]
+        return self.structure.with_layers(layers)
+
+    def largest(self) -> ArchSpec:
+        """The supernet: every layer at its widest inner and deepest stack."""
+        return self.to_spec({k: max(v) for k, v in self.choices().items()})
+
+    def smallest(self) -> ArchSpec:
+        return self.to_spec({k: min(v) for k, v in self.choices().items()})
+
+
+def user_expressions(texts: list[str]) -> tuple[str, ...]:
+    """A user's own expression pool (from a space file): each checked, errors name the entry."""
+    pool = []
+    for i, t in enumerate(texts):
+        try:
+            pool.append(mlp.canonical(t))
+        except mlp.ExpressionError as e:
+            raise EdgebertError(f"space file expressions[{i}]: {e}") from None
+    if not pool:
+        raise EdgebertError("space file: 'expressions' must list at least one MLP expression")
+    return tuple(dict.fromkeys(pool))
+
+
+def check_point(spec: ArchSpec, limits: Limits) -> ArchSpec:
+    """Validate a proposed point and enforce the teacher's widths."""
+    spec = validate(spec)
+    if spec.hidden > limits.hidden or spec.num_layers > limits.layers:
+        raise EdgebertError(f"point {spec.summary()} exceeds the teacher")
+    for l in spec.layers:
+        if l.heads > limits.heads or l.head_size > limits.head_size or l.inner > limits.inner:
+            raise EdgebertError(f"point {spec.summary()} exceeds the teacher's widths")
+    return spec
+
+
+__all__ = ["BackboneStage", "DimensionStage", "Limits", "Stage", "StructureStage", "check_point", "expression_pool",
+           "user_expressions", "LayerSpec"]

@@ -1,0 +1,84 @@
+"""The dimension stage's weight-sharing supernet: one set of weights, every inner size and stack depth.
+
+    net = Supernet.build(teacher, stage, mapping, order)      # the largest point, extracted from the teacher
+    net.warm_up(train_enc, teacher_logits, steps=300)           # KD, sandwich rule
+    score = net.score(stage.to_spec(params), heldout_enc, task)  # a sub-network, sliced, no training
+
+The supernet is the structure stage's winner at its largest dimensions (every
+layer's widest inner size and deepest stack), extracted from the teacher, so the
+first inner units of each layer are the teacher's most important ones. Warm-up
+trains it by knowledge distillation with the sandwich rule (Yu et al. 2019;
+AutoTinyBERT, HAT): each step runs the largest and the smallest sub-networks and
+two random ones on the same batch and sums their gradients, so that every
+sub-network, not only the largest, is good when sliced. Slicing is the model
+family's own `set_active`; a sliced point equals a standalone model of its
+weights (tests/test_modeling.py).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from edgebert.arch import ArchSpec
+from edgebert.distill import KDLoss, LossWeights, StageConfig, extract_student
+from edgebert.distill.evaluate import metrics_of, predict
+from edgebert.distill.train import Stage, train
+from edgebert.importance import UnitOrder
+from edgebert.modeling import EdgeBertForSequenceClassification
+from edgebert.search.space import DimensionStage
+
+SANDWICH_RANDOM = 2  # random sub-networks per step, besides the largest and the smallest
+
+
+@dataclass
+class Supernet:
+    model: EdgeBertForSequenceClassification
+    stage: DimensionStage
+    mapping: tuple[int, ...]
+
+    @staticmethod
+    def build(teacher: EdgeBertForSequenceClassification, stage: DimensionStage, mapping: Sequence[int],
+              order: UnitOrder | None, seed: int = 0) -> "Supernet":
+        extraction = extract_student(teacher, stage.largest(), mapping, order=order, seed=seed)
+        return Supernet(extraction.model, stage, tuple(mapping))
+
+    def sandwich(self, seed: int):
+        """subnets(step) for the training loop: largest, smallest and random points of the stage."""
+        largest, smallest = self.stage.largest(), self.stage.smallest()
+
+        def subnets(step: int) -> list[ArchSpec]:
+            rng = random.Random(seed * 100_003 + step)
+            return [largest, smallest] + [self.stage.sample(rng)[1] for _ in range(SANDWICH_RANDOM)]
+
+        return subnets
+
+    def warm_up(self, train_enc, teacher_outputs, *, steps: int, lr: float = 2e-4, seed: int = 0,
+                max_minutes: float | None = None, progress: bool = True) -> dict:
+        """KD on soft logits and labels, sandwich rule; returns the stage result."""
+        weights = LossWeights(logits=1.0, labels=0.5)
+        cfg = StageConfig("supernet", weights, max_steps=steps, lr=lr, max_minutes=max_minutes)
+        loss = KDLoss(weights, self.mapping, self.stage.largest(), None)
+        result = train(self.model, [Stage(cfg, train_enc, teacher_outputs, loss, subnets=self.sandwich(seed))],
+                       None, seed=seed, progress=progress)[0]
+        return {"steps": result.steps, "seconds": round(result.seconds, 1), "examples": result.examples}
+
+    def score(self, spec: ArchSpec, heldout_enc, task: str, metric: str) -> float:
+        """The sub-network's metric on held-out data, sliced from the shared weights."""
+        self.model.set_active(spec)
+        try:
+            return metrics_of(task, predict(self.model, heldout_enc), heldout_enc)[metric]
+        finally:
+            self.model.set_active(None)
+
+    def save(self, folder: Path) -> None:
+        from edgebert.hub import save_model
+
+        save_model(self.model, folder, trained_head=True)
+
+    @staticmethod
+    def load(folder: Path, stage: DimensionStage, mapping: Sequence[int]) -> "Supernet":
+        model = EdgeBertForSequenceClassification.from_pretrained(folder).eval()
+        return Supernet(model, stage, tuple(mapping))

@@ -1,0 +1,149 @@
+"""The search on a tiny teacher, 240 SST-2 rows and a synthetic latency table."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from edgebert.arch import ArchSpec
+from edgebert.errors import EdgebertError
+from edgebert.modeling import extract_active
+from edgebert.search import progressive
+from edgebert.search.context import build_context
+from edgebert.search.progressive import evaluated, open_study, run_trials, search, storage_for
+from edgebert.search.space import BackboneStage, DimensionStage, check_point
+from edgebert.search.supernet import Supernet
+
+BUDGET = 3.5
+
+
+@pytest.fixture
+def ctx(tiny_config):
+    return build_context(tiny_config(budget_ms=BUDGET), progress=False)
+
+
+def test_every_proposed_point_is_valid_inside_its_stage_and_feasible_when_trained(ctx):
+    study = open_study(ctx.cfg, "backbone", storage_for(ctx.cfg))
+    stage = BackboneStage(ctx.limits)
+    run_trials(ctx, study, stage, lambda spec: 0.5, target=4, progress=False)
+    choices = stage.choices()
+    trials = study.get_trials()
+    assert any(t.user_attrs["violation"] > 0 for t in trials), "the budget should reject some proposals"
+    for t in trials:
+        spec = check_point(ArchSpec.from_dict(t.user_attrs["spec"]), ctx.limits)
+        assert all(t.params[k] in v for k, v in choices.items())
+        assert spec.num_layers == t.params["layers"] and spec.hidden == t.params["hidden"]
+    for t in evaluated(study):
+        assert t.values[1] <= BUDGET
+    assert len(evaluated(study)) == 4
+
+
+def test_an_infeasible_point_is_never_best(ctx):
+    study = open_study(ctx.cfg, "backbone", storage_for(ctx.cfg))
+    # Score bigger (slower) models higher: the best feasible must still respect the budget.
+    run_trials(ctx, study, BackboneStage(ctx.limits), lambda spec: spec.param_count() / 1e7, target=3, progress=False)
+    best = progressive.best_of(study)
+    assert best["predicted_ms"] <= BUDGET
+    infeasible = [t for t in study.get_trials() if t.user_attrs["violation"] > 0]
+    assert infeasible and all(t.values[0] == 0.0 for t in infeasible)
+
+
+def test_a_sliced_supernet_point_equals_a_standalone_model(ctx):
+    structure = ArchSpec.uniform(layers=2, hidden=128, heads=4, head_size=32, inner=128,
+                                 ffn="W2(relu(mul(W1(x), x)))", max_positions=128)
+    stage = DimensionStage(structure, ctx.limits)
+    net = Supernet.build(ctx.teacher.model, stage, ctx.mapping(structure), ctx.order)
+    assert net.model.config.spec == stage.largest()
+    import random
+
+    _, point = stage.sample(random.Random(1))
+    net.model.set_active(point)
+    ids = torch.randint(1, 1000, (2, 9))
+    sliced = net.model(ids).logits
+    alone = extract_active(net.model)(ids).logits
+    torch.testing.assert_close(sliced, alone, atol=1e-6, rtol=1e-6)
+
+
+def test_search_end_to_end_then_resume_is_free(tiny_config):
+    cfg = tiny_config(budget_ms=BUDGET)
+    result = search(cfg, progress=False)
+    for key in ("out", "budget_ms", "best", "pareto", "trials", "seconds"):
+        assert key in result
+    best = result["best"]
+    assert best["predicted_ms"] <= BUDGET and best["measured_ms"] > 0
+    assert "accuracy" in best["dev"]
+    assert all(p["predicted_ms"] <= BUDGET for p in result["pareto"])
+    from edgebert.hub import load_model
+
+    assert load_model(best["student"]).spec == ArchSpec.from_dict(best["spec"])
+    # Rerunning the same command finds every stage done: no new trial.
+    again = search(tiny_config(budget_ms=BUDGET), progress=False)
+    assert again["trials"] == result["trials"] and again["best"]["spec"] == best["spec"]
+
+
+def test_an_interrupted_stage_resumes_the_same_study(ctx, monkeypatch):
+    calls = []
+
+    def crash_on_second(spec):
+        calls.append(spec.key())
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return 0.5
+
+    study = open_study(ctx.cfg, "backbone", storage_for(ctx.cfg))
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(ctx, study, BackboneStage(ctx.limits), crash_on_second, target=3, progress=False)
+    assert len(evaluated(study)) == 1
+    again = open_study(ctx.cfg, "backbone", storage_for(ctx.cfg))
+    run_trials(ctx, again, BackboneStage(ctx.limits), lambda spec: calls.append(spec.key()) or 0.5, target=3,
+               progress=False)
+    assert len(evaluated(again)) == 3
+    keys = [ArchSpec.from_dict(t.user_attrs["spec"]).key() for t in evaluated(again)]
+    assert len(set(keys)) == 3 and calls[0] in keys  # the first result was kept, not redone
+
+
+def test_two_workers_share_one_study_and_evaluate_nothing_twice(tiny_config):
+    from edgebert.files import atomic_write_text
+
+    cfg = tiny_config(budget_ms=BUDGET, workers=2, trials=3)
+    cfg.out_path.mkdir(parents=True)
+    atomic_write_text(cfg.out_path / progressive.CONFIG_FILE, cfg.to_json())
+    progressive.save_state(cfg, progressive.load_state(cfg))
+    worker = subprocess.Popen([sys.executable, "-m", "edgebert.search.worker",
+                               str(cfg.out_path / progressive.CONFIG_FILE), "backbone", "1"])
+    ctx = build_context(cfg, progress=False)
+    study = open_study(cfg, "backbone", storage_for(cfg))
+    run_trials(ctx, study, BackboneStage(ctx.limits), ctx.proxy_score, target=3, progress=False)
+    assert worker.wait(timeout=600) == 0
+    trained = [t for t in study.get_trials() if "eval_s" in t.user_attrs]
+    keys = [ArchSpec.from_dict(t.user_attrs["spec"]).key() for t in trained]
+    assert len(keys) == len(set(keys)) >= 3
+    assert len({t.number for t in trained}) == len(trained)
+
+
+def _one_line(r, fragment):
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_bad_inputs_get_one_line(tiny_teacher, tiny_glue, tiny_table, tmp_path):
+    base = ["search", "--teacher", str(tiny_teacher), "--task", "sst2", "--data", str(tiny_glue),
+            "--table", str(tiny_table), "--out", str(tmp_path / "s"), "--compare-with", "none"]
+    bad_space = tmp_path / "space.json"
+    bad_space.write_text(json.dumps({"expressions": ["W2(gelu(W1(x)))", "W2(gelu(x))"]}))
+    partial = json.loads(tiny_table.read_text())
+    partial["entries"] = [e for e in partial["entries"] if e["unit"] != "mha"]
+    lacking = tmp_path / "lacking.json"
+    lacking.write_text(json.dumps(partial))
+    cases = [
+        (base + ["--budget-ms", "0.5"], "below the cheapest point of the space (1L h128 1x32 standard: 1.60 ms"),
+        (base + ["--budget-ms", "3", "--storage", "postgresql://nobody@127.0.0.1:9/none"], "is unreachable"),
+        (base + ["--budget-ms", "3", "--space", str(bad_space)], "expressions[1]: invalid MLP expression"),
+        ([a if a != str(tiny_table) else str(lacking) for a in base] + ["--budget-ms", "3"], "lacks entries"),
+    ]
+    for args, fragment in cases:
+        r = subprocess.run([sys.executable, "-m", "edgebert.cli.main", *args], capture_output=True, text=True)
+        _one_line(r, fragment)
