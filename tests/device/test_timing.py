@@ -1,0 +1,115 @@
+import json
+
+import pytest
+
+from edgebert.device import canary
+from edgebert.device.spinning import POLICIES
+from edgebert.device.timing import (InputSpec, TimingPolicy, Workload, make_session, measure, measure_memory)
+from edgebert.errors import EdgebertError
+
+
+def test_interleaving_records_every_workload_and_the_references(embed, matmul, quick):
+    report = measure([embed, matmul], policy=quick, nominal_canary_ms=1.0)
+    assert set(report.workloads) == {"embed", "matmul"}
+    for name in ("embed", "matmul"):
+        t = report[name]
+        assert t.runs == quick.runs and len(t.times_ms) == 1 and len(t.times_ms[0]) == quick.runs
+        assert t.p99_ms is None  # fewer than 200 runs
+        assert t.normalised == pytest.approx(t.median_ms / report.windows[0].canary_median_ms)
+        assert t.nominal_ms == pytest.approx(t.normalised * 1.0)
+    window = report.windows[0]
+    assert len(window.canary_times_ms) == quick.runs and len(window.empty_times_ms) == quick.runs
+    assert window.empty_median_ms > 0 and window.wall_s > 0 and window.timestamp.endswith("Z")
+    for share in (window.foreign_load, window.steal):  # None off Linux
+        assert share is None or 0.0 <= share <= 1.0
+    assert report.speed_factor == pytest.approx(1.0 / report.canary_median_ms)
+    assert report.canary == canary.CANARY_NAME and report.runner == "local"
+
+
+def test_report_records_policy_options_and_device(embed, quick):
+    d = json.loads(json.dumps(measure([embed], policy=quick, precision="int8").to_dict()))
+    assert d["policy"]["spinning"] == quick.spinning and d["policy"]["runs"] == quick.runs
+    assert d["session_options"] == quick.session_options()
+    assert d["fingerprint"]["precision"] == "int8" and d["fingerprint"]["threads"] == 1
+    assert d["overhead_ms"] > 0 and d["canary_median_ms"] > 0
+
+
+def test_windows_give_per_window_values(embed, quick):
+    quick.windows = 2
+    t = measure([embed], policy=quick)["embed"]
+    assert t.runs == 2 * quick.runs and len(t.window_median_ms) == 2 and len(t.window_normalised) == 2
+    assert t.normalised == pytest.approx(sorted(t.window_normalised)[0] / 2 + sorted(t.window_normalised)[1] / 2)
+
+
+def test_without_references_nothing_is_normalised(embed, quick):
+    report = measure([embed], policy=quick, references=False)
+    assert report["embed"].normalised is None and report.canary_median_ms is None and report.canary is None
+
+
+def test_rounds_never_exceed_runs(embed):
+    t = measure([embed], policy=TimingPolicy(threads=1, warmup=0, runs=3, rounds=10))["embed"]
+    assert t.runs == 3
+
+
+def test_memory_job(embed):
+    m = measure_memory(embed, runs=3)
+    assert m["runs"] == 3 and m["peak_rss_mb"] >= m["rss_before_mb"] > 0
+    assert m["model_peak_mb"] >= 0 and m["session_options"]["intra_op_num_threads"] >= 1
+
+
+def test_missing_onnx_file_is_one_line(quick):
+    lost = Workload(name="lost", onnx_path="/no/such.onnx", inputs=[InputSpec(name="ids", shape=[1, 8])])
+    for call in (lambda: measure([lost], policy=quick), lambda: measure_memory(lost),
+                 lambda: make_session("/no/such.onnx", quick)):
+        with pytest.raises(EdgebertError) as err:
+            call()
+        assert "\n" not in str(err.value) and "/no/such.onnx" in str(err.value)
+
+
+def test_unknown_runner_name_is_refused(embed, quick):
+    from edgebert.device.runners import get_runner
+
+    with pytest.raises(EdgebertError, match="unknown target"):
+        measure([embed], runner=get_runner("phone"), policy=quick)
+
+
+@pytest.mark.parametrize("bad", [
+    lambda e: measure([], policy=TimingPolicy(threads=1)),
+    lambda e: measure([e, e], policy=TimingPolicy(threads=1)),
+    lambda e: TimingPolicy(spinning="sometimes"),
+    lambda e: TimingPolicy(runs=0),
+    lambda e: TimingPolicy(graph_optimization="max"),
+    lambda e: InputSpec(name="x", shape=[1, 0]),
+    lambda e: InputSpec(name="x", shape=[1], dtype="float16"),
+    lambda e: InputSpec(name="x", shape=[1], low=5, high=5),
+])
+def test_bad_input(bad, embed):
+    with pytest.raises(EdgebertError) as err:
+        bad(embed)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("spinning", sorted(POLICIES))
+def test_session_options_carry_the_spinning_policy(spinning):
+    options = TimingPolicy(threads=3, spinning=spinning).session_options()
+    assert options["intra_op_num_threads"] == 3 and options["config"] == POLICIES[spinning]
+
+
+def test_make_session_applies_the_options(embed_onnx):
+    policy = TimingPolicy(threads=1, spinning="off")
+    session = make_session(embed_onnx, policy)
+    config = session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+    assert config == "0" and session.get_session_options().intra_op_num_threads == 1
+
+
+def test_inputs_are_seeded(embed, quick):
+    """Same seed, same inputs: the embed model's output is deterministic, so compare via the feeds."""
+    import numpy as np
+
+    from edgebert.device import worker
+
+    session = make_session(embed.onnx_path, quick)
+    job = embed.to_job()
+    a = worker.make_feeds(session, job, np.random.default_rng([0, 0]))["ids"]
+    b = worker.make_feeds(session, job, np.random.default_rng([0, 0]))["ids"]
+    assert (a == b).all() and a.dtype == np.int64 and a.max() < 50

@@ -1,0 +1,124 @@
+"""Make, validate and ship latency tables for this machine.
+
+    python tools/latency_tables.py ship            # 2 threads, seq 128: fp32 and INT8, each validated on 50 archs
+    python tools/latency_tables.py extra           # 1 thread and seq 64 tables, 10-sample validation each
+    python tools/latency_tables.py repeat --gap-min 10   # two independent fp32 profiles >= 10 min apart, compared
+
+Tables go to latency_tables/ (named by device and settings); validation
+summaries are stored in each table's "validation" field, rows and scatter plots
+in tools/results/, and the README sections `latency_tables` and
+`latency_repeatability` are rewritten from the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from edgebert import zoo
+from edgebert.device.fingerprint import describe
+from edgebert.files import atomic_write_json
+from edgebert.latency import catalog
+from edgebert.latency.predictor import predict
+from edgebert.latency.profiler import default_table_name, profile
+from edgebert.latency.table import LatencyTable
+from edgebert.latency.validate import validate_table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from readme_section import replace_section  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "latency_tables"
+RESULTS = REPO / "tools" / "results"
+
+
+def make(threads: int, precision: str, seq: int, samples: int, seed: int | None) -> dict:
+    from edgebert.device.runners import get_runner
+
+    fp = get_runner("local").fingerprint(threads, precision)
+    out = SHIPPED / default_table_name(fp, precision, [seq], 1)
+    cmd = f"edgebert profile --threads {threads} --precision {precision} --seq-len {seq} --out latency_tables/{out.name}"
+    made = profile(threads=threads, precision=precision, seq_lens=[seq], out=out, command=cmd)
+    print(f"profiled {out.name}: {made['entries']} entries in {made['seconds']:.0f} s")
+    report = validate_table(out, samples=samples, seed=seed, plot=RESULTS / f"validate-{out.stem}.png")
+    table = LatencyTable.load(out, check_device=False)
+    summary = {k: report[k] for k in ("samples", "seed", "within_5pct", "within_10pct", "mean_abs_pct", "max_abs_pct",
+                                      "spearman")}
+    table.data["validation"] = summary
+    table.save(out)
+    atomic_write_json(RESULTS / f"validate-{out.stem}.json", report)
+    print(json.dumps(summary))
+    return {"table": out.name, "profile_seconds": made["seconds"], **summary}
+
+
+def breakdown(table_path: Path) -> dict:
+    t = LatencyTable.load(table_path, check_device=False)
+    p = predict(zoo.get("bert-base"), t)
+    return {"latency_ms": p.latency_ms, "mha_ms": p.breakdown["mha_ms"], "ffn_ms": p.breakdown["ffn_ms"],
+            "other_ms": p.breakdown["other_ms"], "ffn_over_mha": p.breakdown["ffn_ms"] / p.breakdown["mha_ms"]}
+
+
+def readme_tables(rows: list[dict]) -> None:
+    lines = ["| table | profile s | samples (seed) | within ±5 % | within ±10 % | mean abs % | max abs % | Spearman | "
+             "bert-base predicted ms (FFN / MHA) |", "|---|---:|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        b = breakdown(SHIPPED / r["table"])
+        lines.append(f"| `{r['table']}` | {r['profile_seconds']:.0f} | {r['samples']} ({r['seed']}) | "
+                     f"{r['within_5pct']:.0%} | {r['within_10pct']:.0%} | {r['mean_abs_pct']:.1f} | "
+                     f"{r['max_abs_pct']:.1f} | {r['spearman']:.3f} | {b['latency_ms']:.1f} "
+                     f"({b['ffn_ms']:.1f} / {b['mha_ms']:.1f} = {b['ffn_over_mha']:.2f}x) |")
+    fp = LatencyTable.load(SHIPPED / rows[0]["table"], check_device=False).device
+    lines.append(f"\nDevice: {describe(fp)}. `python tools/latency_tables.py ship` (validation: "
+                 f"`edgebert validate-table TABLE --samples 50`; plots in `tools/results/validate-*.png`).")
+    replace_section("latency_tables", "\n".join(lines))
+
+
+def cmd_ship(args) -> None:
+    rows = [make(2, p, 128, args.samples, args.seed) for p in ("fp32", "int8")]
+    atomic_write_json(RESULTS / "latency_tables.json", rows)
+    readme_tables(rows)
+
+
+def cmd_extra(args) -> None:
+    rows = [make(1, "fp32", 128, 10, args.seed), make(2, "fp32", 64, 10, args.seed)]
+    atomic_write_json(RESULTS / "latency_tables_extra.json", rows)
+
+
+def cmd_repeat(args) -> None:
+    tmp = RESULTS / "repeat"
+    tmp.mkdir(parents=True, exist_ok=True)
+    a, b = tmp / "first.json", tmp / "second.json"
+    t0 = time.time()
+    profile(threads=2, precision="fp32", seq_lens=[128], out=a, graph_optimization="none")
+    wait = args.gap_min * 60 - (time.time() - t0)
+    if wait > 0:
+        print(f"waiting {wait / 60:.1f} min before the second profile")
+        time.sleep(wait)
+    profile(threads=2, precision="fp32", seq_lens=[128], out=b, graph_optimization="none")
+    d = catalog.diff(a, b)
+    d["gap_minutes"] = round((b.stat().st_mtime - a.stat().st_mtime) / 60, 1)
+    atomic_write_json(RESULTS / "latency_repeatability.json", d)
+    units = ", ".join(f"{u} {v['median_abs_pct']:.1f} %" for u, v in d["by_unit"].items())
+    replace_section("latency_repeatability", (
+        f"Two independent fp32 profiles {d['gap_minutes']} min apart (`python tools/latency_tables.py repeat`): "
+        f"over {d['common_entries']} entries, median |Δ| **{d['median_abs_pct']:.1f} %**, p90 {d['p90_abs_pct']:.1f} %, "
+        f"max {d['max_abs_pct']:.0f} % (per unit: {units}); canary {d['nominal_canary_ms']['a']:.3f} vs "
+        f"{d['nominal_canary_ms']['b']:.3f} ms."))
+    print(json.dumps({k: v for k, v in d.items() if k != "rows"}, indent=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["ship", "extra", "repeat"])
+    ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=None, help="validation seed (default: random, recorded)")
+    ap.add_argument("--gap-min", type=float, default=10.0)
+    args = ap.parse_args()
+    {"ship": cmd_ship, "extra": cmd_extra, "repeat": cmd_repeat}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
