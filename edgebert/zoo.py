@@ -61,6 +61,11 @@ def bert_base() -> ArchSpec:
     return ArchSpec.uniform(layers=12, hidden=768, heads=12, inner=3072)
 
 
+@register("bert-tiny", "Turc et al. 2019, Well-Read Students Learn Better: google/bert_uncased_L-2_H-128_A-2")
+def bert_tiny() -> ArchSpec:
+    return ArchSpec.uniform(layers=2, hidden=128, heads=2, inner=512)
+
+
 @register("tinybert-4", "Jiao et al. 2020, TinyBERT (Findings of EMNLP), General_TinyBERT_4L_312D")
 def tinybert_4() -> ArchSpec:
     return ArchSpec.uniform(layers=4, hidden=312, heads=12, inner=1200)

@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from edgebert.cli.main import build_parser, main
 from tests.conftest import shrink

@@ -6,7 +6,6 @@ valid specs (hypothesis)."""
 import random
 from dataclasses import replace
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings

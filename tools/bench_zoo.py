@@ -8,7 +8,6 @@ Writes tools/results/bench_zoo.json and the README section `bench_zoo`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

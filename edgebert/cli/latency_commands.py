@@ -122,7 +122,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     from edgebert.device.timing import default_threads
     from edgebert.errors import EdgebertError
-    from edgebert.hub import resolve_spec
+    from edgebert.specs import resolve_spec
     from edgebert.latency.catalog import find_table, resolve
     from edgebert.latency.predictor import predict
     from edgebert.latency.table import LatencyTable

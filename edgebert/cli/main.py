@@ -25,7 +25,6 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from edgebert.cli import model_commands
 
     parser = argparse.ArgumentParser(
         prog="edgebert", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -261,6 +261,16 @@ def _median_or_none(times: list[float]) -> float | None:
     return stats.median(times) if times else None
 
 
+def _paired_ratio(answer: dict, name: str) -> float | None:
+    """A window's canary-normalised value: the median over bursts of (burst median / the
+    median of the canary runs just before that burst)."""
+    bursts = answer.get("bursts_ms", {}).get(name)
+    paired = answer.get("paired_canary_ms", {}).get(name)
+    if not bursts or not paired:
+        return None
+    return stats.median([stats.median(b) / stats.median(c) for b, c in zip(bursts, paired) if b and c])
+
+
 def measure(
     workloads: list[Workload],
     *,
@@ -284,6 +294,7 @@ def measure(
     device = runner.fingerprint(policy.threads, precision, spinning=policy.spinning)
 
     windows, per_workload = [], {w.name: [] for w in workloads}
+    paired_norm: dict[str, list[float | None]] = {w.name: [] for w in workloads}
     for index in range(policy.windows):
         answer = runner.run(job)
         canary_ms, empty_ms = answer.get("canary_ms", []), answer.get("empty_ms", [])
@@ -294,13 +305,14 @@ def measure(
                               answer.get("steal"), canary_ms, empty_ms))
         for name, times in answer["times_ms"].items():
             per_workload[name].append(times)
+            paired_norm[name].append(_paired_ratio(answer, name))
 
     timings = {}
     for w in workloads:
         runs = per_workload[w.name]
         window_medians = [stats.median(t) for t in runs]
-        window_norm = [m / win.canary_median_ms if win.canary_median_ms else None
-                       for m, win in zip(window_medians, windows)]
+        window_norm = [p if p is not None else (m / win.canary_median_ms if win.canary_median_ms else None)
+                       for m, win, p in zip(window_medians, windows, paired_norm[w.name])]
         known = [v for v in window_norm if v is not None]
         normalised = stats.median(known) if known else None
         summary = stats.summarize([t for window in runs for t in window])

@@ -125,6 +125,9 @@ def _machine_load(before, after) -> dict:
             "steal": round(d[7] / total, 4)}
 
 
+PAIRED_CANARY = 3  # canary runs right before each burst of a workload
+
+
 def _split(total: int, parts: int) -> list[int]:
     """`total` runs over `parts` rounds, as even as possible (earlier rounds get the extra)."""
     return [total // parts + (1 if r < total % parts else 0) for r in range(parts)]
@@ -157,8 +160,23 @@ def time_job(job: dict) -> dict:
             session.run(None, feeds)
 
     times: list[list[float]] = [[] for _ in entries]
+    # With a canary, every burst of a workload's runs is preceded by PAIRED_CANARY canary
+    # runs: the machine's speed right then, at the time scale of one burst (the host's
+    # speed moves within a window, so one canary figure per window is too coarse).
+    canary_index = roles.index("canary") if "canary" in roles else None
+    bursts: list[list[list[float]]] = [[] for _ in entries]
+    paired: list[list[list[float]]] = [[] for _ in entries]
     rounds = max(1, min(job["rounds"], job["runs"]))
     clock = time.perf_counter_ns
+
+    def timed(session, feeds, count: int) -> list[float]:
+        out = []
+        for _ in range(count):
+            t0 = clock()
+            session.run(None, feeds)
+            out.append((clock() - t0) / 1e6)
+        return out
+
     cpu_before = _cpu_snapshot()
     gc.disable()  # a collection inside a timed run is the harness's noise, not the model's
     try:
@@ -166,12 +184,13 @@ def time_job(job: dict) -> dict:
             # Rotate the order each round so no workload always follows the same one.
             for k in range(len(entries)):
                 i = (r + k) % len(entries)
+                if canary_index is not None and roles[i] == "workload":
+                    paired[i].append(timed(*runners[canary_index], PAIRED_CANARY))
                 session, feeds = runners[i]
                 session.run(None, feeds)  # untimed: refill caches after the previous model
-                for _ in range(count):
-                    t0 = clock()
-                    session.run(None, feeds)
-                    times[i].append((clock() - t0) / 1e6)
+                burst = timed(session, feeds, count)
+                bursts[i].append(burst)
+                times[i].extend(burst)
     finally:
         gc.enable()
     load = _machine_load(cpu_before, _cpu_snapshot())
@@ -183,9 +202,12 @@ def time_job(job: dict) -> dict:
         "onnxruntime": ort.__version__,
         **load,
     }
-    for workload, role, runs in zip(entries, roles, times):
+    for i, (workload, role, runs) in enumerate(zip(entries, roles, times)):
         if role == "workload":
             result["times_ms"][workload["name"]] = runs
+            if canary_index is not None:
+                result.setdefault("bursts_ms", {})[workload["name"]] = bursts[i]
+                result.setdefault("paired_canary_ms", {})[workload["name"]] = paired[i]
         else:
             result[f"{role}_ms"] = runs
     return result

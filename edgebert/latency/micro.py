@@ -5,8 +5,11 @@ exporter, so the table prices the graphs that ship:
 
     shell    everything outside the layers: embeddings (each kind), attention-mask
              arithmetic, pooler, classifier, the session run and its inputs/outputs
-    mha      one attention block (Q, K, V, softmax, output, residual, LayerNorm)
-    ffn      one standard FFN sub-layer W2(gelu(W1(x))) with residual and LayerNorm
+    mha      one layer whose attention block varies (Q, K, V, softmax, output, residual,
+             LayerNorm), with a reference FFN sub-layer
+    ffn      one layer whose standard FFN sub-layer W2(gelu(W1(x))) (with residual and
+             LayerNorm) varies, with a reference attention block
+    ffn_stack  a reference layer with a second FFN sub-layer (splits a layer's cost)
     ffn_act  the same sub-layer with another activation after W1 (or none), at a
              reference hidden size: the activation's fused cost is its difference to gelu
     op       one further operation of the MLP language at a width (binary ops join
@@ -21,7 +24,6 @@ shell, which every model runs once, is priced whole.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -31,31 +33,9 @@ from torch import nn
 from edgebert import mlp
 from edgebert.arch import ArchSpec, Embedding, LayerSpec, validate
 from edgebert.device.timing import InputSpec
+from edgebert.latency.units import ACT_REFERENCE_HIDDEN, HS_REF, NH_REF, NO_ACTIVATION, SLICE, UNITS, ref_inner
 from edgebert.modeling import TORCH_OPS, Attention, FFNSublayer, build
 
-# Reference hidden size of the ffn_act unit: an activation's cost depends on the
-# inner width only (it runs over T x inner elements).
-ACT_REFERENCE_HIDDEN = 256
-NO_ACTIVATION = "none"
-
-
-@dataclass(frozen=True)
-class Unit:
-    name: str
-    axes: tuple[str, ...]
-    chain: tuple[int, ...]  # (k,) priced whole, or (k1, k2) priced by difference
-    flops: Callable[[dict, int, int], float]  # (key, seq, batch) -> FLOPs, the interpolation coordinate
-    build: Callable[[str | None, dict, int, int], tuple[nn.Module, list[InputSpec], list[str]]]
-
-
-UNITS: dict[str, Unit] = {}
-
-
-def register_unit(unit: Unit) -> Unit:
-    if unit.name in UNITS:
-        raise ValueError(f"unit {unit.name!r} registered twice")
-    UNITS[unit.name] = unit
-    return unit
 
 
 def _float_input(name: str, batch: int, seq: int, width: int) -> InputSpec:
@@ -113,33 +93,63 @@ def _build_shell(variant, key, k, batch_seq):
     return _Shell(spec), inputs, ["logits", "last_hidden_state", "mask_bias"]
 
 
-def _shell_flops(variant, key, seq, batch):
-    t = seq * batch
-    h, e = key["hidden"], key["embedding_size"]
-    proj = {"standard": 0, "factorized": e, "trigram": 3 * e}[variant]
-    return 2.0 * t * proj * h + 10.0 * t * h + 2.0 * batch * h * h
+# --- layers: mha, ffn and ffn_stack -------------------------------------------------------------
+#
+# Attention and FFN are priced *inside layers*: measured here, a chain of attention
+# blocks plus a chain of FFN sub-layers cost ~15 % more than the same blocks
+# alternating as they do in a model (h576: 4.7 vs 4.1 canary units per layer), so
+# each micro-model is a chain of whole layers, and only one of their parts varies:
+#
+#   mha (h, nh, hs)   layers of attention (h, nh, hs) + the reference FFN sub-layer (h, I_ref)
+#   ffn (h, I)        layers of the reference attention (h, NH_REF x HS_REF) + FFN sub-layer (h, I)
+#   ffn_stack (h)     reference layers with two FFN sub-layers instead of one
+#
+# so that, with ref(h) = mha(h, NH_REF, HS_REF) and one more sub-layer's cost
+# sub(h) = ffn_stack(h) - ref(h), a layer's parts are (predictor.py)
+#   attention(h, nh, hs) = mha(h, nh, hs) - sub(h),   sub-layer(h, I) = ffn(h, I) - (ref(h) - sub(h)).
+
+class _Layer(nn.Module):
+    """One transformer layer as modeling.Layer runs it: attention, then `stack` FFN sub-layers."""
+
+    def __init__(self, h: int, nh: int, hs: int, inner: int, stack: int, expr: mlp.Expr):
+        super().__init__()
+        self.dims = (h, nh, hs, inner)
+        self.attention = Attention(h, nh, hs, 1e-12, 0.0, 0.0)
+        self.ffn = nn.ModuleList(FFNSublayer(expr, h, inner, 1e-12, 0.0) for _ in range(stack))
+
+    def forward(self, x, mask_bias):
+        h, nh, hs, inner = self.dims
+        x = self.attention(x, mask_bias, h, nh, hs)[0]
+        for sub in self.ffn:
+            x = sub(x, h, inner)
+        return x
 
 
-# --- mha ----------------------------------------------------------------------------------------
-
-
-def _build_mha(variant, key, k, batch_seq):
-    batch, seq = batch_seq
-    h, nh, hs = key["hidden"], key["heads"], key["head_size"]
+def _layer_chain(h: int, nh: int, hs: int, inner: int, k: int, batch: int, seq: int, *, stack: int = 1,
+                 expr_text: str = mlp.STANDARD_FFN):
     torch.manual_seed(0)
-    blocks = [Attention(h, nh, hs, 1e-12, 0.0, 0.0) for _ in range(k)]
-    chain = _Chain(blocks, lambda blk, y, x, mask_bias: blk(y, mask_bias, h, nh, hs)[0])
+    expr = mlp.parse(expr_text)
+    chain = _Chain([_Layer(h, nh, hs, inner, stack, expr) for _ in range(k)],
+                   lambda blk, y, x, mask_bias: blk(y, mask_bias))
     inputs = [_float_input("x", batch, seq, h), InputSpec("mask_bias", [batch, 1, 1, seq], "float32", fill=0.0)]
     return chain, inputs, ["y"]
 
 
-def _mha_flops(variant, key, seq, batch):
-    t = seq * batch
-    a = key["heads"] * key["head_size"]
-    return 8.0 * t * key["hidden"] * a + 4.0 * batch * seq * seq * a
+def _build_mha(variant, key, k, batch_seq):
+    h = key["hidden"]
+    return _layer_chain(h, key["heads"], key["head_size"], ref_inner(h), k, *batch_seq)
 
 
-# --- ffn and ffn_act ----------------------------------------------------------------------------
+def _build_ffn(variant, key, k, batch_seq):
+    return _layer_chain(key["hidden"], NH_REF, HS_REF, key["inner"], k, *batch_seq)
+
+
+def _build_ffn_stack(variant, key, k, batch_seq):
+    h = key["hidden"]
+    return _layer_chain(h, NH_REF, HS_REF, ref_inner(h), k, *batch_seq, stack=2)
+
+
+# --- ffn_act: another activation after W1 ---------------------------------------------------------
 
 
 def _ffn_chain(expr_text: str, h: int, inner: int, k: int, batch: int, seq: int):
@@ -154,31 +164,11 @@ def act_expression(act: str) -> str:
     return "W2(W1(x))" if act == NO_ACTIVATION else f"W2({act}(W1(x)))"
 
 
-def ffn_inner(hidden: int, ratio: float) -> int:
-    return max(1, round(hidden * ratio))
-
-
-def _build_ffn(variant, key, k, batch_seq):
-    return _ffn_chain(mlp.STANDARD_FFN, key["hidden"], ffn_inner(key["hidden"], key["ratio"]), k, *batch_seq)
-
-
 def _build_ffn_act(variant, key, k, batch_seq):
     return _ffn_chain(act_expression(variant), ACT_REFERENCE_HIDDEN, key["inner"], k, *batch_seq)
 
 
-def _ffn_flops(variant, key, seq, batch):
-    # FFN sub-layer at (hidden, inner = hidden x ratio): quadratic in hidden along the ratio grid.
-    return 4.0 * seq * batch * key["hidden"] ** 2 * key["ratio"]
-
-
-def _ffn_act_flops(variant, key, seq, batch):
-    return 4.0 * seq * batch * ACT_REFERENCE_HIDDEN * key["inner"]
-
-
 # --- op -------------------------------------------------------------------------------------------
-
-SLICE = "slice"
-
 
 class _OpChain(nn.Module):
     def __init__(self, op: str, k: int, width: int):
@@ -199,29 +189,16 @@ class _OpChain(nn.Module):
         return y
 
 
-def op_variants() -> tuple[str, ...]:
-    return tuple(mlp.OPERATIONS) + (SLICE,)
-
-
 def _build_op(variant, key, k, batch_seq):
     batch, seq = batch_seq
     w = key["width"]
     return _OpChain(variant, k, w), [_float_input("x", batch, seq, 2 * w if variant == SLICE else w)], ["y"]
 
 
-def _op_flops(variant, key, seq, batch):
-    return float(seq * batch * key["width"])
-
-
-register_unit(Unit("shell", ("hidden", "embedding_size"), (1,), _shell_flops, _build_shell))
-register_unit(Unit("mha", ("hidden", "heads", "head_size"), (1, 3), _mha_flops, _build_mha))
-register_unit(Unit("ffn", ("hidden", "ratio"), (1, 3), _ffn_flops, _build_ffn))
-register_unit(Unit("ffn_act", ("inner",), (1, 3), _ffn_act_flops, _build_ffn_act))
-register_unit(Unit("op", ("width",), (1, 9), _op_flops, _build_op))
-
-
-def unit_flops(unit: str, variant: str | None, key: dict, seq: int, batch: int) -> float:
-    return UNITS[unit].flops(variant, key, seq, batch)
+# Every unit of units.py, built: (variant, key, k copies, (batch, seq)) -> (module, inputs, outputs).
+BUILDERS = {"shell": _build_shell, "mha": _build_mha, "ffn": _build_ffn, "ffn_stack": _build_ffn_stack,
+            "ffn_act": _build_ffn_act, "op": _build_op}
+assert set(BUILDERS) == set(UNITS), "every priced unit needs a micro-model"
 
 
 def export_micro(unit: str, variant: str | None, key: dict, k: int, seq: int, batch: int, path: Path,
@@ -229,7 +206,7 @@ def export_micro(unit: str, variant: str | None, key: dict, k: int, seq: int, ba
     """Build the micro-model and write it through the one exporter (and quantizer)."""
     from edgebert.export import export_module, optimize_graph, quantize_int8
 
-    module, inputs, outputs = UNITS[unit].build(variant, key, k, (batch, seq))
+    module, inputs, outputs = BUILDERS[unit](variant, key, k, (batch, seq))
     sample = tuple(_sample_tensor(spec) for spec in inputs)
     axes = {spec.name: {0: "batch", len(spec.shape) - 1 if spec.name == "mask_bias" else 1: "sequence"}
             for spec in inputs}

@@ -4,9 +4,11 @@
     p.latency_ms, p.breakdown["mha_ms"], p.breakdown["ffn_ms"], p.breakdown["layers"]
 
 A model costs its shell (embeddings, mask, pooler, head, the session run) plus,
-per layer, one attention block and, per stack sub-layer, the FFN priced as:
+per layer, one attention block and, per stack sub-layer, the FFN. Attention and
+FFN are measured inside whole layers (latency/micro.py) and split apart with the
+reference layer's two parts; a sub-layer is priced as:
 
-    ffn(hidden, inner)                               the standard sub-layer (W1+gelu, W2+residual+LayerNorm)
+    ffn(hidden, inner) - attention_ref(hidden)       the standard sub-layer (W1+gelu, W2+residual+LayerNorm)
     + ffn_act(act, inner) - ffn_act(gelu, inner)     another activation fused to W1 (or none)
     + op(name, width) for every further operation    (tanh after W2, max before W1, ...)
     + slice(width) for every operand a binary op narrows
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from edgebert import mlp
 from edgebert.arch import ArchSpec, LayerSpec
 from edgebert.errors import EdgebertError
-from edgebert.latency.micro import NO_ACTIVATION, SLICE
+from edgebert.latency.units import HS_REF, NH_REF, NO_ACTIVATION, SLICE
 from edgebert.latency.table import LatencyTable
 
 
@@ -67,16 +69,25 @@ class _Pricer:
     def shell(self, spec: ArchSpec) -> float:
         return self("shell", spec.embedding.kind, hidden=spec.hidden, embedding_size=spec.embedding.size or 0)
 
+    def _split(self, hidden: int) -> tuple[float, float]:
+        """(reference attention, one more FFN sub-layer) at this hidden size: the parts of the
+        reference layer, from a layer with one and a layer with two FFN sub-layers."""
+        ref = self("mha", None, hidden=hidden, heads=NH_REF, head_size=HS_REF)
+        sub = self("ffn_stack", None, hidden=hidden) - ref
+        return ref - sub, sub
+
     def mha(self, hidden: int, layer: LayerSpec) -> float:
-        return self("mha", None, hidden=hidden, heads=layer.heads, head_size=layer.head_size)
+        _, sub = self._split(hidden)
+        return self("mha", None, hidden=hidden, heads=layer.heads, head_size=layer.head_size) - sub
 
     def ffn_sublayer(self, hidden: int, layer: LayerSpec) -> float:
         expr, inner = layer.expr, layer.inner
-        base = self("ffn", None, hidden=hidden, ratio=inner / hidden)
+        attention, _ = self._split(hidden)
+        base = self("ffn", None, hidden=hidden, inner=inner) - attention
         uses = mlp.op_uses(expr, hidden, inner)
         w2_in = next(u.in_width for u in uses if u.kind == "W2")
         if w2_in != inner:
-            base = 0.5 * base + 0.5 * self("ffn", None, hidden=hidden, ratio=w2_in / hidden)
+            base = 0.5 * base + 0.5 * (self("ffn", None, hidden=hidden, inner=w2_in) - attention)
         act = next(u.fused for u in uses if u.kind == "W1") or NO_ACTIVATION
         cost = base
         if act != "gelu":

@@ -30,7 +30,7 @@ from typing import Any
 
 from edgebert.errors import EdgebertError
 from edgebert.files import atomic_write_json
-from edgebert.latency.micro import UNITS, unit_flops
+from edgebert.latency.units import UNITS, unit_flops
 
 SCHEMA_VERSION = 1
 REQUIRED = ("schema_version", "device", "settings", "entries")

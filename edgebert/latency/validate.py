@@ -91,13 +91,15 @@ def validate_table(
     rows = []
     policy = TimingPolicy(threads=settings["threads"], spinning=settings["spinning"], warmup=2, runs=runs,
                           rounds=5, windows=windows)
+    # Export everything first: a window right after a burst of PyTorch work reads slow.
+    all_workloads = []
+    for i, spec in enumerate(specs):
+        _, onnx_path = cached_export(f"sample{i}", spec=spec, int8=precision == "int8", graph_optimization=graph_opt)
+        all_workloads.append(Workload(f"sample{i}", onnx_path, model_inputs(spec, batch, seq)))
+        bar.update(1)
     for start in range(0, len(specs), GROUP):
         group = specs[start:start + GROUP]
-        workloads = []
-        for i, spec in enumerate(group, start):
-            _, onnx_path = cached_export(f"sample{i}", spec=spec, int8=precision == "int8", graph_optimization=graph_opt)
-            workloads.append(Workload(f"sample{i}", onnx_path, model_inputs(spec, batch, seq)))
-            bar.update(1)
+        workloads = all_workloads[start:start + GROUP]
         measured = _measure_group(workloads, policy, table.nominal_canary_ms)
         for w, spec in zip(workloads, group):
             p = predict(spec, table, seq_len=seq, batch=batch)

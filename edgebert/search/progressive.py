@@ -315,9 +315,9 @@ class JointRandomStage(Stage):
         from dataclasses import replace
 
         base = self.backbone.to_spec(p)
-        lo = base.hidden // 4 + (base.hidden % 4 > 0)
+        space = self.backbone.space
         layers = [replace(l, ffn=p[f"ffn_{i}"], stack=p[f"stack_{i}"],
-                          inner=max(lo, min(round(base.hidden * p[f"ratio_{i}"]), self.limits.inner)))
+                          inner=space.inner_for(base.hidden, p[f"ratio_{i}"], cap=self.limits.inner))
                   for i, l in enumerate(base.layers)]
         return base.with_layers(layers)
 

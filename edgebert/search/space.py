@@ -105,7 +105,7 @@ class BackboneStage(Stage):
         return {"layers": list(range(1, lim.layers + 1)), "hidden": hidden, "heads": heads, "inner_ratio": ratios}
 
     def to_spec(self, p: dict[str, Any]) -> ArchSpec:
-        inner = min(round(p["hidden"] * p["inner_ratio"]), self.limits.inner)
+        inner = self.space.inner_for(p["hidden"], p["inner_ratio"], cap=self.limits.inner)
         return ArchSpec.uniform(layers=p["layers"], hidden=p["hidden"], heads=p["heads"],
                                 head_size=self.limits.head_size, inner=inner, **dict(self.limits.shared))
 
@@ -133,8 +133,7 @@ class DimensionStage(Stage):
 
     def inner_choices(self) -> list[int]:
         h = self.structure.hidden
-        inners = sorted({min(round(h * r), self.limits.inner) for r in self.space.inner_ratio_grid})
-        return [i for i in inners if self.space.inner_bounds(h)[0] <= i]
+        return sorted({self.space.inner_for(h, r, cap=self.limits.inner) for r in self.space.inner_ratio_grid})
 
     def choices(self) -> dict[str, list]:
         out: dict[str, list] = {}

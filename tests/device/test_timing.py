@@ -15,7 +15,8 @@ def test_interleaving_records_every_workload_and_the_references(embed, matmul, q
         t = report[name]
         assert t.runs == quick.runs and len(t.times_ms) == 1 and len(t.times_ms[0]) == quick.runs
         assert t.p99_ms is None  # fewer than 200 runs
-        assert t.normalised == pytest.approx(t.median_ms / report.windows[0].canary_median_ms)
+        # paired per burst with the canary runs just before it: close to, not equal to, the window ratio
+        assert t.normalised == pytest.approx(t.median_ms / report.windows[0].canary_median_ms, rel=0.5)
         assert t.nominal_ms == pytest.approx(t.normalised * 1.0)
     window = report.windows[0]
     assert len(window.canary_times_ms) == quick.runs and len(window.empty_times_ms) == quick.runs
@@ -113,3 +114,12 @@ def test_inputs_are_seeded(embed, quick):
     a = worker.make_feeds(session, job, np.random.default_rng([0, 0]))["ids"]
     b = worker.make_feeds(session, job, np.random.default_rng([0, 0]))["ids"]
     assert (a == b).all() and a.dtype == np.int64 and a.max() < 50
+
+
+def test_normalisation_pairs_each_burst_with_the_canary_just_before_it():
+    from edgebert.device.timing import _paired_ratio
+
+    # The machine halves its speed between the two bursts: both bursts read the same.
+    answer = {"bursts_ms": {"m": [[2.0, 2.0], [4.0, 4.1]]}, "paired_canary_ms": {"m": [[1.0, 1.0, 1.0], [2.0, 2.0, 2.1]]}}
+    assert _paired_ratio(answer, "m") == pytest.approx(2.0125)  # median of 2.0 and 2.025
+    assert _paired_ratio({}, "m") is None

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from edgebert.device.fingerprint import fingerprint
 from edgebert.device.timing import TimingPolicy
-from edgebert.latency.micro import unit_flops
+from edgebert.latency.units import unit_flops
 from edgebert.latency.profiler import Grid, entry_id
 from edgebert.latency.table import SCHEMA_VERSION, LatencyTable
 
-ALPHA = {"shell": 1e-7, "mha": 2e-8, "ffn": 3e-8, "ffn_act": 4e-8, "op": 5e-7}
-BETA = {"shell": 0.5, "mha": 0.05, "ffn": 0.04, "ffn_act": 0.03, "op": 0.001}
+ALPHA = {"shell": 1e-7, "mha": 2e-8, "ffn": 3e-8, "ffn_stack": 2.5e-8, "ffn_act": 4e-8, "op": 5e-7}
+BETA = {"shell": 0.5, "mha": 0.05, "ffn": 0.04, "ffn_stack": 0.06, "ffn_act": 0.03, "op": 0.001}
 VARIANT_SCALE = {"relu": 0.5, "tanh": 2.0, "slice": 3.0}
 
 
@@ -19,7 +19,7 @@ def true_cost(unit, variant, key, seq=128, batch=1) -> float:
 
 
 def grid() -> Grid:
-    return Grid(name="synthetic", hidden=[128, 256, 512], heads=[1, 4, 8], head_size=[32, 64], ratios=[0.25, 0.5, 1.0, 4.0],
+    return Grid(name="synthetic", hidden=[128, 256, 512], heads=[1, 4, 8], head_size=[32, 64], inner=[32, 64, 256, 1024, 2048],
                 embedding_sizes=[64, 128], act_widths=[32, 256, 1024], op_widths=[32, 256, 1024], calibration=[])
 
 

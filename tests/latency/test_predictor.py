@@ -16,16 +16,24 @@ def test_the_predictor_is_exact_on_a_synthetic_table():
         LayerSpec(heads=5, head_size=48, inner=300, ffn="tanh(W2(relu(W1(x))))"),
         LayerSpec(heads=5, head_size=48, inner=160, ffn="W2(mul(W1(x), x))"),
     )))
-    mha = true_cost("mha", None, {"hidden": 320, "heads": 5, "head_size": 48})
+    # The reference layer (4 heads of 32) splits into its attention and one FFN sub-layer.
+    ref = true_cost("mha", None, {"hidden": 320, "heads": 4, "head_size": 32})
+    sub = true_cost("ffn_stack", None, {"hidden": 320}) - ref
+    attention_ref = ref - sub
+    mha = true_cost("mha", None, {"hidden": 320, "heads": 5, "head_size": 48}) - sub
+
+    def ffn(inner):
+        return true_cost("ffn", None, {"hidden": 320, "inner": inner}) - attention_ref
+
     by_hand = (
         true_cost("shell", "factorized", {"hidden": 320, "embedding_size": 100})
         + 3 * mha
-        + 2 * true_cost("ffn", None, {"hidden": 320, "ratio": 2.0})
-        + true_cost("ffn", None, {"hidden": 320, "ratio": 300 / 320})
+        + 2 * ffn(640)
+        + ffn(300)
         + true_cost("ffn_act", "relu", {"inner": 300}) - true_cost("ffn_act", "gelu", {"inner": 300})
         + true_cost("op", "tanh", {"width": 320})
         # layer 3: no activation after W1, a mul at width 160 whose x operand is sliced
-        + true_cost("ffn", None, {"hidden": 320, "ratio": 0.5})
+        + ffn(160)
         + true_cost("ffn_act", "none", {"inner": 160}) - true_cost("ffn_act", "gelu", {"inner": 160})
         + true_cost("op", "mul", {"width": 160})
         + true_cost("op", "slice", {"width": 160}) - true_cost("op", "add", {"width": 160})

@@ -12,7 +12,7 @@ import pytest
 from edgebert.latency.table import LatencyTable
 
 # Two timing windows of micro-models (24 entries each), no calibration models.
-TINY_GRID = {"hidden": [128, 192], "heads": [1, 2], "head_size": [32], "ratios": [0.25, 1.0],
+TINY_GRID = {"hidden": [128, 192], "heads": [1, 2], "head_size": [32], "inner": [32, 128],
              "embedding_sizes": [64], "act_widths": [32, 64], "op_widths": [32], "calibration": []}
 
 
@@ -59,10 +59,11 @@ def test_resume_after_kill_finishes_without_remeasuring(resumed_table):
     assert not out.with_name(out.name + ".partial").exists()
     table = LatencyTable.load(out)
     ids = [e["id"] for e in table.data["entries"]]
-    assert len(ids) == len(set(ids)) == result["entries"] == 44
-    kept = {e["id"]: e["cost"] for e in first["entries"]}
-    again = {e["id"]: e["cost"] for e in table.data["entries"] if e["id"] in kept}
-    assert again == kept  # the first window's entries were not measured twice
+    assert len(ids) == len(set(ids)) == result["entries"] == 46
+    kept = {e["id"]: e["measurements"] for e in first["entries"] if e["measurements"]}
+    again = {e["id"]: e["measurements"][: len(kept[e["id"]])] for e in table.data["entries"] if e["id"] in kept}
+    assert kept and again == kept  # what the killed run measured was kept, not measured again
+    assert all(len(e["measurements"]) in (2, 3) for e in table.data["entries"])
     assert [w["index"] for w in table.data["windows"]] == list(range(len(table.data["windows"])))
 
 

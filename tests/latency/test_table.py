@@ -11,7 +11,7 @@ def test_interpolation_in_flops_is_exact_for_costs_linear_in_flops():
     t = synthetic.table()
     for unit, variant, key in [
         ("mha", None, {"hidden": 300, "heads": 3, "head_size": 45}),
-        ("ffn", None, {"hidden": 384, "ratio": 0.75}),  # FFN FLOPs grow with hidden^2
+        ("ffn", None, {"hidden": 384, "inner": 700}),
         ("ffn_act", "tanh", {"inner": 700}),
         ("op", "relu", {"width": 100}),
         ("shell", "trigram", {"hidden": 200, "embedding_size": 96}),
@@ -33,9 +33,9 @@ def test_a_little_extrapolation_is_flagged_and_a_lot_refused():
 
 def test_missing_entries_are_named():
     t = synthetic.table()
-    t.data["entries"] = [e for e in t.data["entries"] if not (e["unit"] == "ffn" and e["key"] == {"hidden": 256, "ratio": 1.0})]
+    t.data["entries"] = [e for e in t.data["entries"] if not (e["unit"] == "ffn" and e["key"] == {"hidden": 256, "inner": 256})]
     with pytest.raises(TableError, match="lacks the entry ffn"):
-        t.lookup("ffn", None, {"hidden": 200, "ratio": 1.0}, seq=128, batch=1)
+        t.lookup("ffn", None, {"hidden": 200, "inner": 256}, seq=128, batch=1)
 
 
 def _write(tmp_path, data) -> str:
