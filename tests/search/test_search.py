@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from edgebert.arch import ArchSpec
-from edgebert.errors import EdgebertError
 from edgebert.modeling import extract_active
 from edgebert.search import progressive
 from edgebert.search.context import build_context
