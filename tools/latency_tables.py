@@ -1,6 +1,6 @@
 """Make, validate and ship latency tables for this machine.
 
-    python tools/latency_tables.py ship            # 2 threads, seq 128: fp32 and INT8, each validated on 50 archs
+    python tools/latency_tables.py ship [--precisions fp32]   # 2 threads, seq 128: fp32 and INT8, 50 archs each
     python tools/latency_tables.py extra           # 1 thread and seq 64 tables, 10-sample validation each
     python tools/latency_tables.py repeat --gap-min 10   # two independent fp32 profiles >= 10 min apart, compared
 
@@ -77,9 +77,13 @@ def readme_tables(rows: list[dict]) -> None:
 
 
 def cmd_ship(args) -> None:
-    rows = [make(2, p, 128, args.samples, args.seed) for p in ("fp32", "int8")]
-    atomic_write_json(RESULTS / "latency_tables.json", rows)
-    readme_tables(rows)
+    store = RESULTS / "latency_tables.json"
+    rows = {r["table"]: r for r in (json.loads(store.read_text()) if store.exists() else [])}
+    for precision in args.precisions:  # each table is recorded as soon as it is validated
+        row = make(2, precision, 128, args.samples, args.seed)
+        rows[row["table"]] = row
+        atomic_write_json(store, sorted(rows.values(), key=lambda r: r["table"]))
+        readme_tables(sorted(rows.values(), key=lambda r: r["table"]))
 
 
 def cmd_extra(args) -> None:
@@ -114,6 +118,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["ship", "extra", "repeat"])
     ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--precisions", nargs="+", choices=["fp32", "int8"], default=["fp32", "int8"], help="ship only")
     ap.add_argument("--seed", type=int, default=None, help="validation seed (default: random, recorded)")
     ap.add_argument("--gap-min", type=float, default=10.0)
     args = ap.parse_args()
