@@ -132,7 +132,12 @@ def export_module(
 
 
 def optimize_graph(path: Path, decision: str, *, num_heads: int = 0, hidden: int = 0) -> None:
-    """Apply the recorded graph-optimization decision to an exported file, in place."""
+    """Apply the recorded graph-optimization decision to an exported file, in place.
+
+    `hidden` is the attention width (heads x head size). ORT's fusion reads each
+    layer's heads from the graph's reshapes and uses these only as a fallback; it
+    asserts `hidden % num_heads == 0`, so anything else (an FFN-only graph, no
+    attention) is passed as 0, 0: detect from the graph."""
     if decision not in GRAPH_OPTIMIZATIONS:
         raise EdgebertError(f"unknown graph optimization {decision!r}; allowed: {', '.join(GRAPH_OPTIMIZATIONS)}")
     if decision == "none":
@@ -141,6 +146,8 @@ def optimize_graph(path: Path, decision: str, *, num_heads: int = 0, hidden: int
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if num_heads <= 0 or hidden <= 0 or hidden % num_heads:
+            num_heads, hidden = 0, 0
         opt = optimize_model(str(path), model_type="bert", num_heads=num_heads, hidden_size=hidden, opt_level=1)
     opt.save_model_to_file(str(path))
 
@@ -303,7 +310,8 @@ def export_model(
                           dynamic_axes=axes, opset=opset)
         except Exception as e:  # the exporter's errors are long; keep the first line
             raise EdgebertError(f"ONNX export failed at opset {opset}: {str(e).splitlines()[0]}") from None
-        optimize_graph(fp32, graph_optimization, num_heads=spec.layers[0].heads, hidden=spec.hidden)
+        first = spec.layers[0]
+        optimize_graph(fp32, graph_optimization, num_heads=first.heads, hidden=first.heads * first.head_size)
         files = {"fp32": _file_entry(fp32, check_parity(model, fp32, batches, int8=False))}
         if loaded.kind == "hf-bert":
             files["fp32"]["parity"]["reference_max_abs_diff"] = reference_diff(loaded, fp32, batches)

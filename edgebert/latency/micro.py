@@ -213,7 +213,8 @@ def export_micro(unit: str, variant: str | None, key: dict, k: int, seq: int, ba
     axes.update({name: ({0: "batch"} if name == "logits" else {0: "batch", 1: "sequence"}) for name in outputs})
     fp32 = path.with_suffix(".fp32.onnx") if int8 else path
     export_module(module, sample, fp32, input_names=[s.name for s in inputs], output_names=outputs, dynamic_axes=axes)
-    optimize_graph(fp32, graph_optimization, num_heads=key.get("heads", 0), hidden=key.get("hidden", 0))
+    heads = key.get("heads", 0)
+    optimize_graph(fp32, graph_optimization, num_heads=heads, hidden=heads * key.get("head_size", 0))
     if int8:
         quantize_int8(fp32, path)
         fp32.unlink()
