@@ -55,22 +55,32 @@ def bench(
     rounds: int = 10,
     windows: int = 1,
     memory: bool = True,
+    graph_optimization: str | None = None,
     progress=None,
 ) -> dict[str, Any]:
-    """Time `models` and `baseline` interleaved; the JSON-ready result (see `edgebert bench --json`)."""
+    """Time `models` and `baseline` interleaved; the JSON-ready result (see `edgebert bench --json`).
+
+    `graph_optimization` None: the decision measured for this machine (a matching latency
+    table records it), else the exporter's default."""
     if not models:
         raise EdgebertError("give at least one model to bench")
     if seq_len < 1 or batch < 1:
         raise EdgebertError("--seq-len and --batch must be positive")
     refs = list(dict.fromkeys(models + ([baseline] if baseline else [])))
     t0 = time.perf_counter()
+    policy = TimingPolicy(runs=runs, rounds=rounds, windows=windows, **({"threads": threads} if threads else {}))
+    decided_by = None
+    if graph_optimization is None:
+        from edgebert.latency.catalog import recorded_graph_optimization
+
+        graph_optimization, decided_by = recorded_graph_optimization(threads=policy.threads,
+                                                                     precision="int8" if int8 else "fp32")
     exported = {}
     for ref in refs:
         if progress:
-            progress(f"exporting {ref}")
-        exported[ref] = prepare(ref, int8=int8)
+            progress(f"exporting {ref} (graph optimization: {graph_optimization})")
+        exported[ref] = prepare(ref, int8=int8, graph_optimization=graph_optimization)
     names = _unique_names(refs, exported)
-    policy = TimingPolicy(runs=runs, rounds=rounds, windows=windows, **({"threads": threads} if threads else {}))
     workloads = [Workload(names[r], e.onnx_path, model_inputs(e.spec, batch, seq_len)) for r, e in exported.items()]
     if progress:
         progress(f"timing {len(workloads)} models interleaved ({runs} runs each, {windows} window(s))")
@@ -113,7 +123,8 @@ def bench(
         "results": results,
         "baseline": base,
         "settings": {"seq_len": seq_len, "batch": batch, "precision": "int8" if int8 else "fp32",
-                     "threads": policy.threads, "runs": runs, "rounds": rounds, "windows": windows},
+                     "threads": policy.threads, "runs": runs, "rounds": rounds, "windows": windows,
+                     "graph_optimization": graph_optimization, "graph_optimization_from": decided_by},
         "device": report.fingerprint,
         "device_summary": describe(report.fingerprint),
         "versions": versions(),
@@ -147,7 +158,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"Device: {result['device_summary']}  ",
         f"ONNX Runtime {result['versions']['onnxruntime']}, torch {result['versions']['torch']}; "
         f"{s['precision']}, seq {s['seq_len']}, batch {s['batch']}, {s['threads']} threads, "
-        f"spinning policy `{result['policy']['spinning']}`; {s['runs']} runs per model in {s['rounds']} "
+        f"spinning policy `{result['policy']['spinning']}`, graph optimization `{s.get('graph_optimization', 'none')}`"
+        f"{' (measured, ' + s['graph_optimization_from'] + ')' if s.get('graph_optimization_from') else ''}; "
+        f"{s['runs']} runs per model in {s['rounds']} "
         f"interleaved rounds, {s['windows']} window(s); canary {result['canary']['median_ms']:.3f} ms; "
         f"empty-run overhead {result['empty_run_overhead_ms'] * 1000:.0f} µs; {result['timestamp']}.",
         "",

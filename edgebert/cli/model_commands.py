@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="output folder (default: export/<model name>)")
     p.add_argument("--int8", action="store_true", help="also write model_int8.onnx (ORT dynamic quantization)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--graph-optimization", default="auto", choices=["auto", "none", "fusion"],
+                   help="ORT transformer fusion: auto = the decision a latency table measured for this machine")
 
     p = add_command(
         sub, "bench", cmd_bench,
@@ -71,7 +73,13 @@ def cmd_export(args: argparse.Namespace) -> None:
     loaded = load_model(args.model)
     out = args.out or Path("export") / loaded.name
     progress(args)(f"exporting {args.model} -> {out}")
-    manifest = export_model(loaded, out, int8=args.int8, opset=args.opset)
+    graph_opt = args.graph_optimization
+    if graph_opt == "auto":  # what a latency table measured for this machine, else the default
+        from edgebert.device.timing import default_threads
+        from edgebert.latency.catalog import recorded_graph_optimization
+
+        graph_opt, _ = recorded_graph_optimization(threads=default_threads(), precision="int8" if args.int8 else "fp32")
+    manifest = export_model(loaded, out, int8=args.int8, opset=args.opset, graph_optimization=graph_opt)
 
     def human(m):
         s = f"wrote {m['onnx_path']} ({m['params'] / 1e6:.2f}M params); parity max |diff| {m['max_abs_diff']:.2e}"

@@ -48,6 +48,7 @@ def list_tables() -> list[dict[str, Any]]:
                 "name": p.name, "path": str(p), "where": where, "matches_this_machine": not t.device_mismatch(),
                 "cpu": t.device.get("cpu_model"), "threads": s["threads"], "precision": s["precision"],
                 "seq_lens": s["seq_lens"], "batch": s["batch"], "entries": len(t.data["entries"]),
+                "graph_optimization": s.get("graph_optimization"),
                 "created": t.data.get("created"), "validation": t.data.get("validation"),
             })
     return rows
@@ -79,6 +80,19 @@ def find_table(*, threads: int, precision: str, seq_len: int, batch: int) -> Lat
             f"--batch {batch}")
     best = sorted(candidates, key=lambda r: (r["where"] != "shipped", -r["entries"]))[0]
     return LatencyTable.load(best["path"])
+
+
+def recorded_graph_optimization(*, threads: int, precision: str) -> tuple[str, str | None]:
+    """The graph-optimization decision measured for this machine at these threads and precision
+    (recorded in a matching table, shipped first), else the exporter's default; and the table's name."""
+    from edgebert.export import DEFAULT_GRAPH_OPTIMIZATION
+
+    rows = [r for r in list_tables() if r.get("matches_this_machine") and r["threads"] == threads
+            and r["precision"] == precision and r.get("graph_optimization")]
+    if not rows:
+        return DEFAULT_GRAPH_OPTIMIZATION, None
+    best = sorted(rows, key=lambda r: (r["where"] != "shipped", -r["entries"]))[0]
+    return best["graph_optimization"], best["name"]
 
 
 def show(path: Path) -> dict[str, Any]:
