@@ -15,6 +15,18 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from edgebert.errors import EdgebertError
+
+
+def read_json(path: str | Path, what: str = "JSON") -> Any:
+    """A user's JSON file; malformed content is one line naming the file, line and what it should be."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f" at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise EdgebertError(f"{p}: malformed {what} ({getattr(e, 'msg', e)}{where})") from None
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)

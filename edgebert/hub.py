@@ -24,6 +24,7 @@ from edgebert.arch import ArchSpec, SpecError, load_spec_file
 from edgebert.specs import hf_bert_spec, zoo_error
 from edgebert.errors import EdgebertError
 from edgebert.modeling import EdgeBert, EdgeBertConfig, EdgeBertForSequenceClassification, EdgeBertModel, build
+from edgebert.files import read_json
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -72,10 +73,7 @@ def load_model(ref: str | Path, *, num_labels: int = 2, seed: int = 0) -> Loaded
         config_path = path / "config.json"
         if not config_path.is_file():
             raise EdgebertError(f"model directory {path} has no config.json")
-        try:
-            config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as e:
-            raise EdgebertError(f"{config_path}: malformed JSON ({e.msg} at line {e.lineno})") from None
+        config = read_json(config_path)
         tok = path if (path / "vocab.txt").is_file() or (path / "tokenizer.json").is_file() else None
         if config.get("model_type") == "edgebert":
             return _load_edgebert(path, config, tok)

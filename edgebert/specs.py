@@ -10,6 +10,7 @@ from pathlib import Path
 from edgebert import zoo
 from edgebert.arch import ArchSpec, SpecError, load_spec_file
 from edgebert.errors import EdgebertError
+from edgebert.files import read_json
 
 
 def resolve_spec(ref: str | Path) -> ArchSpec:
@@ -24,10 +25,7 @@ def resolve_spec(ref: str | Path) -> ArchSpec:
         config_path = path / "config.json"
         if not config_path.is_file():
             raise EdgebertError(f"model directory {path} has no config.json")
-        try:
-            config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as e:
-            raise EdgebertError(f"{config_path}: malformed JSON ({e.msg} at line {e.lineno})") from None
+        config = read_json(config_path)
         if config.get("model_type") == "edgebert":
             return ArchSpec.from_dict(config["arch"])
         if (path / "manifest.json").is_file():  # an export folder

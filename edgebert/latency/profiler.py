@@ -40,7 +40,7 @@ from edgebert.device.runners import get_runner
 from edgebert.device.timing import TimingPolicy, Workload, measure
 from edgebert.errors import EdgebertError
 from edgebert.export import EXPORT_MODE, GRAPH_OPTIMIZATIONS, OPSET, cached_export, model_inputs
-from edgebert.files import atomic_write_json
+from edgebert.files import atomic_write_json, read_json
 from edgebert.latency.micro import export_micro
 from edgebert.latency.units import NO_ACTIVATION, UNITS, op_variants
 from edgebert.latency.table import SCHEMA_VERSION, LatencyTable
@@ -127,10 +127,7 @@ def load_grid(name_or_file: str) -> Grid:
     p = Path(name_or_file)
     if not p.is_file():
         raise EdgebertError(f"--grid {name_or_file!r}: not 'default', 'quick' or an existing JSON file")
-    try:
-        d = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise EdgebertError(f"{p}: malformed grid JSON ({e.msg} at line {e.lineno})") from None
+    d = read_json(p, "grid JSON")
     fields = {f for f in Grid.__dataclass_fields__ if f != "name"}
     if not isinstance(d, dict) or set(d) - fields:
         raise EdgebertError(f"{p}: a grid file is an object with keys among {sorted(fields)}")

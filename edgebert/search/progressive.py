@@ -49,7 +49,7 @@ from typing import Any, Callable
 
 from edgebert.arch import ArchSpec
 from edgebert.errors import EdgebertError
-from edgebert.files import atomic_write_json, atomic_write_text
+from edgebert.files import atomic_write_json, atomic_write_text, read_json
 from edgebert.search.context import SearchConfig, SearchContext, build_context, check_inputs
 from edgebert.search.space import (
     BackboneStage, DimensionStage, Stage, StructureStage, check_point, expression_pool, user_expressions,
@@ -281,10 +281,7 @@ def load_space_file(path: str) -> tuple[str, ...]:
     p = Path(path)
     if not p.is_file():
         raise EdgebertError(f"space file not found: {p}")
-    try:
-        d = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise EdgebertError(f"{p}: malformed JSON ({e.msg} at line {e.lineno})") from None
+    d = read_json(p, "space file JSON")
     if not isinstance(d, dict) or not isinstance(d.get("expressions"), list):
         raise EdgebertError(f"{p}: a space file is {{\"expressions\": [\"W2(gelu(W1(x)))\", ...]}}")
     return user_expressions(d["expressions"])
