@@ -154,7 +154,8 @@ def main() -> None:
               "summary": spec.summary(), "latency": latency, "runs": runs,
               "mean_accuracy": {"extract": ext, "random": rnd}, "int8": int8, "checks": checks,
               "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, **environment()}
-    lines = [f"`python tools/distill_student.py` — student {spec.summary()}, inner {args.inner}, from the SST-2 teacher "
+    command = " ".join(["python", "tools/distill_student.py", *sys.argv[1:]])
+    lines = [f"`{command}` — student {spec.summary()}, inner {args.inner}, from the SST-2 teacher "
              f"(accuracy {t_acc:.4f}); {record['device']}", "",
              "| init | seed | accuracy | of teacher | student min | examples/s |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['init']} | {r['seed']} | {r['accuracy']:.4f} | {r['retained']:.3f} | {r['student_minutes']:.1f} | "
