@@ -142,27 +142,44 @@ def optimize_graph(path: Path, decision: str, *, num_heads: int = 0, hidden: int
         raise EdgebertError(f"unknown graph optimization {decision!r}; allowed: {', '.join(GRAPH_OPTIMIZATIONS)}")
     if decision == "none":
         return
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if num_heads <= 0 or hidden <= 0 or hidden % num_heads:
-            num_heads, hidden = 0, 0
-        opt = optimize_model(str(path), model_type="bert", num_heads=num_heads, hidden_size=hidden, opt_level=1)
-    opt.save_model_to_file(str(path))
+    if num_heads <= 0 or hidden <= 0 or hidden % num_heads:
+        num_heads, hidden = 0, 0
+    # ORT's GELU pattern matchers crash on some MLP-language graphs (swish: x * sigmoid(x)
+    # with a non-constant factor); such a graph is fused without them, else kept plain.
+    # The choice depends only on the graph, so a micro-model and a shipped model built
+    # from the same layers get the same treatment.
+    no_gelu = FusionOptions("bert")
+    no_gelu.enable_gelu = no_gelu.enable_bias_gelu = False
+    for options in (None, no_gelu):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                opt = optimize_model(str(path), model_type="bert", num_heads=num_heads, hidden_size=hidden,
+                                     opt_level=1, optimization_options=options)
+        except (AttributeError, AssertionError, ValueError, IndexError, TypeError):
+            continue
+        opt.save_model_to_file(str(path))
+        return
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
     """ORT dynamic quantization: int8 weights, activations quantized per run."""
     import logging
 
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer logs a warning per non-float tensor it skips
     try:
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        # DefaultTensorType: shape inference cannot type the outputs of ORT's fused
+        # (com.microsoft) operators; they are float.
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.setLevel(level)
 

@@ -106,3 +106,11 @@ def test_missing_model_directory(tmp_path):
         load_model(tmp_path / "nope")
     with pytest.raises(EdgebertError, match="no config.json"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["tinybert-4", "efficientbert"])  # plain GELU FFNs; the searched expressions
+def test_fused_graphs_export_quantize_and_keep_parity(tmp_path, name):
+    m = export_model(load_model(_spec_file(tmp_path, name)), tmp_path / "out", int8=True, graph_optimization="fusion")
+    assert m["graph_optimization"] == "fusion"
+    assert m["max_abs_diff"] <= 1e-4
+    assert 0.9 < m["int8_hidden_cosine"] <= 1.0
