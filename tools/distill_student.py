@@ -24,6 +24,7 @@ one-time cost separately (`teacher_cache.seconds`) from its own.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from dataclasses import replace
@@ -126,7 +127,14 @@ def main() -> None:
     runs = []
     for init in args.inits:
         for seed in args.seeds:
-            r = distill(run_config(args, spec_file, init, seed), say=print)
+            cfg = run_config(args, spec_file, init, seed)
+            done = Path(cfg.out) / "distill.json"
+            if done.is_file() and json.loads(done.read_text()).get("spec") == spec.to_dict():
+                # a finished run of this student is not repeated (delete its folder to rerun it)
+                r = json.loads(done.read_text())
+                print(f"{init} seed {seed}: reusing the finished run in {cfg.out}")
+            else:
+                r = distill(cfg, say=print)
             own_s = r["seconds"] - r["teacher_cache"]["seconds"]
             runs.append({"init": init, "seed": seed, "accuracy": r["dev"]["accuracy"], "retained": r["retained"],
                          "student_minutes": round(own_s / 60, 2),
