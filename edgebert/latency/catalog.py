@@ -66,6 +66,11 @@ def resolve(name_or_path: str) -> Path:
     raise TableError(f"latency table not found: {name_or_path} (see `edgebert tables list`)")
 
 
+def _preferred(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of several matching tables: a shipped one before a local one, then the one with most entries."""
+    return sorted(rows, key=lambda r: (r["where"] != "shipped", -r["entries"]))[0]
+
+
 def find_table(*, threads: int, precision: str, seq_len: int, batch: int) -> LatencyTable:
     """The table that matches this machine and these settings, or a one-line hint to make one."""
     candidates = []
@@ -78,8 +83,7 @@ def find_table(*, threads: int, precision: str, seq_len: int, batch: int) -> Lat
             f"no latency table matches this machine at {threads} threads, {precision}, seq {seq_len}, batch {batch}; "
             f"make one with: edgebert profile --threads {threads} --precision {precision} --seq-len {seq_len} "
             f"--batch {batch}")
-    best = sorted(candidates, key=lambda r: (r["where"] != "shipped", -r["entries"]))[0]
-    return LatencyTable.load(best["path"])
+    return LatencyTable.load(_preferred(candidates)["path"])
 
 
 def recorded_graph_optimization(*, threads: int, precision: str) -> tuple[str, str | None]:
@@ -91,7 +95,7 @@ def recorded_graph_optimization(*, threads: int, precision: str) -> tuple[str, s
             and r["precision"] == precision and r.get("graph_optimization")]
     if not rows:
         return DEFAULT_GRAPH_OPTIMIZATION, None
-    best = sorted(rows, key=lambda r: (r["where"] != "shipped", -r["entries"]))[0]
+    best = _preferred(rows)
     return best["graph_optimization"], best["name"]
 
 
