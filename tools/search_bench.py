@@ -8,7 +8,8 @@ tools/finetune_teacher.py) on the machine's shipped fp32 2-thread seq-128 table.
 Recorded per run: the winner, its predicted latency, its latency measured beside
 bert-base in one interleaved window (and whether the ratio lies in [0.9/X, 1/X]),
 its SST-2 dev accuracy after the final distillation, and the wall time. Results go
-to tools/results/search_<X>x[_quick].json and the README section `search`.
+to tools/results/search/<X>x[_quick][_random]-seed<S>.json and the README section `search`,
+which lists every recorded run.
 """
 
 from __future__ import annotations
@@ -22,51 +23,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_teacher import GLUE, REPO, RESULTS, environment, publish  # noqa: E402
 
 
-def row(r: dict, x: float, quick: bool) -> str:
-    b = r["best"]
+def row(r: dict) -> str:
+    b, x = r["best"], r["speedup"]
     ratio = b["measured_ms"] / b["bert_base_measured_ms"]
     inside = 0.9 / x <= ratio <= 1 / x
     dev = b["dev"]
     acc = dev.get("accuracy", next(iter(dev.values())))
-    return (f"| 1/{x:g}{' (quick)' if quick else ''} | {b['spec_summary']} | {b['predicted_ms']:.2f} | "
-            f"{b['measured_ms']:.2f} / {b['bert_base_measured_ms']:.1f} | 1/{1 / ratio:.1f} "
-            f"({'inside' if inside else 'outside'} [0.9/X, 1/X]) | {acc:.2%} | {r['trials']} ({r['evaluated']}) | "
-            f"{r['seconds'] / 60:.1f} |")
+    refit = r["stages"].get("refit")
+    return (f"| 1/{x:g}{' (quick)' if r['quick'] else ''} | {r['strategy']} | {r['seed']} | {b['spec_summary']} | "
+            f"{b['predicted_ms']:.2f} | {b['measured_ms']:.2f} / {b['bert_base_measured_ms']:.1f} | "
+            f"1/{1 / ratio:.1f} = {ratio * x:.0%} of budget ({'inside' if inside else 'outside'} [0.9/X, 1/X]) | "
+            f"{'yes' if refit else 'no'} | {acc:.2%} | {r['trials']} ({r['evaluated']}) | {r['seconds'] / 60:.1f} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--speedup", type=float, nargs="+", default=[20.0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--strategy", choices=("progressive", "random"), default="progressive")
     ap.add_argument("--teacher", type=Path, default=REPO / "runs" / "teacher-sst2")
     ap.add_argument("--data", type=Path, default=GLUE)
     args = ap.parse_args()
 
+    from edgebert.files import atomic_write_json
     from edgebert.search.context import SearchConfig
     from edgebert.search.progressive import search
 
     for x in args.speedup:
-        tag = f"{x:g}x{'_quick' if args.quick else ''}"
-        out = REPO / "runs" / f"search-sst2-{tag}-seed{args.seed}"
-        cfg = SearchConfig(teacher=str(args.teacher), task="sst2", data=str(args.data), out=str(out), speedup=x,
-                           seed=args.seed, quick=args.quick)
-        result = search(cfg, say=print)
-        record = {"speedup": x, "quick": args.quick, "seed": args.seed, "environment": environment(), **result}
-        path = RESULTS / f"search_{tag}.json"
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=1, default=str))
-        print(row(result, x, args.quick))
+        for seed in args.seeds:
+            tag = f"{x:g}x{'_quick' if args.quick else ''}{'_random' if args.strategy == 'random' else ''}-seed{seed}"
+            out = REPO / "runs" / f"search-sst2-{tag}"
+            cfg = SearchConfig(teacher=str(args.teacher), task="sst2", data=str(args.data), out=str(out), speedup=x,
+                               seed=seed, quick=args.quick, strategy=args.strategy)
+            result = search(cfg, say=print)
+            record = {"speedup": x, "quick": args.quick, "seed": seed, "environment": environment(), **result}
+            atomic_write_json(RESULTS / "search" / f"{tag}.json", record)
+            print(row(record))
 
-    rows = []
-    for p in sorted(RESULTS.glob("search_*.json")):
-        r = json.loads(p.read_text())
-        rows.append(row(r, r["speedup"], r["quick"]))
-    env = json.loads(sorted(RESULTS.glob("search_*.json"))[-1].read_text())["environment"]
-    md = ("| budget | winner | predicted ms | measured ms / bert-base ms | measured ratio | SST-2 dev | trials "
-          "(trained) | minutes |\n|---|---|---:|---:|---|---:|---:|---:|\n" + "\n".join(rows) +
-          f"\n\nDevice: {env['device']}; `python tools/search_bench.py --speedup X [--quick]`, seed {args.seed}.")
-    publish(RESULTS / "search_summary.json", {"rows": rows, "environment": env}, "search", md)
+    records = [json.loads(p.read_text()) for p in sorted((RESULTS / "search").glob("*.json"))]
+    records.sort(key=lambda r: (r["speedup"], r["quick"], r["strategy"], r["seed"]))
+    md = ("| budget | strategy | seed | winner | predicted ms | measured ms / bert-base ms | measured ratio | refit | "
+          "SST-2 dev | trials (trained) | minutes |\n|---|---|---|---|---:|---:|---|---|---:|---:|---:|\n"
+          + "\n".join(row(r) for r in records)
+          + f"\n\nDevice: {records[-1]['environment']['device']}; "
+          "`python tools/search_bench.py --speedup X [--quick] [--seeds S ..] [--strategy random]`; "
+          "one row per run recorded in tools/results/search/.")
+    publish(RESULTS / "search_summary.json", {"rows": [row(r) for r in records]}, "search", md)
 
 
 if __name__ == "__main__":

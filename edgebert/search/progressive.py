@@ -52,7 +52,7 @@ from edgebert.errors import EdgebertError
 from edgebert.files import atomic_write_json, atomic_write_text, read_json
 from edgebert.search.context import SearchConfig, SearchContext, build_context, check_inputs
 from edgebert.search.space import (
-    BackboneStage, DimensionStage, Stage, StructureStage, check_point, expression_pool, user_expressions,
+    BackboneStage, DimensionStage, Limits, Stage, StructureStage, check_point, expression_pool, user_expressions,
 )
 
 STATE_FILE = "search_state.json"
@@ -142,13 +142,18 @@ def evaluated(study) -> list:
 
 
 def run_trials(ctx: SearchContext, study, stage: Stage, evaluate: Callable[[ArchSpec], float], target: int,
-               *, progress: bool = True) -> None:
-    """Ask/tell until `target` candidates of this stage have been evaluated (by any worker)."""
+               *, window: tuple[float, float] | None = None, progress: bool = True) -> None:
+    """Ask/tell until `target` candidates of this stage have been evaluated (by any worker).
+
+    A point is feasible when its predicted latency lies in `window` (low, high) ms:
+    by default (0, the budget); the refit stage narrows it to where measurement
+    says the budget's last tenth lies."""
     from tqdm import tqdm
 
     from optuna.trial import TrialState
 
     cfg = ctx.cfg
+    low, high = window or (0.0, ctx.budget_ms)
     bar = tqdm(total=target, initial=min(len(evaluated(study)), target), desc=stage.name, unit="cand",
                disable=not progress, file=sys.stderr)
     asks = 0
@@ -156,15 +161,16 @@ def run_trials(ctx: SearchContext, study, stage: Stage, evaluate: Callable[[Arch
         asks += 1
         if asks > MAX_ASKS_PER_TRIAL * target:
             raise EdgebertError(f"{stage.name} stage: {asks} proposals found too few feasible new points "
-                                f"under {ctx.budget_ms:.2f} ms; raise the budget or shrink --trials")
+                                f"in {low:.2f}-{high:.2f} ms; raise the budget or shrink --trials")
         trial = study.ask()
         spec = check_point(stage.suggest(trial), ctx.limits)
         latency = ctx.latency(spec)
+        violation = max(latency - high, low - latency)  # > 0: outside the window, by this many ms
         trial.set_user_attr("spec", spec.to_dict())
         trial.set_user_attr("latency_ms", latency)
-        trial.set_user_attr("violation", latency - ctx.budget_ms)
-        trial.set_constraint("latency_over_budget_ms", latency - ctx.budget_ms)  # NSGA-II ranks by it
-        if latency > ctx.budget_ms:  # infeasible: rejected as proposed, never trained
+        trial.set_user_attr("violation", violation)
+        trial.set_constraint("latency_outside_budget_ms", violation)  # NSGA-II ranks by it
+        if violation > 0:  # infeasible: rejected as proposed, never trained
             study.tell(trial, [0.0, latency])
             continue
         key = spec.key()
@@ -255,20 +261,27 @@ def stage_for(ctx: SearchContext, name: str, state: dict) -> tuple[Stage, Callab
     """(the stage, its candidate scorer, how many candidates it evaluates)."""
     cfg = ctx.cfg
     if name == "random":
-        return JointRandomStage(ctx), ctx.proxy_score, 3 * cfg.trials
+        return JointRandomStage(ctx.limits, _pool(cfg)), ctx.proxy_score, 3 * cfg.trials
     if name == "backbone":
         return BackboneStage(ctx.limits), ctx.proxy_score, cfg.trials
     if name == "structure":
         pool = _pool(cfg)
         return StructureStage(ArchSpec.from_dict(state["stages"]["backbone"]["spec"]), pool), ctx.proxy_score, cfg.trials
-    if name == "dimensions":
+    if name in ("dimensions", "refit"):
         from edgebert.search.supernet import Supernet
 
         structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
         stage = DimensionStage(structure, ctx.limits)
+        stage.name = name  # the refit stage keeps its own claims and study
         net = Supernet.load(cfg.out_path / "supernet", stage, ctx.mapping(structure))
-        return stage, lambda spec: net.score(spec, ctx.heldout_enc, ctx.task.name, ctx.metric), 3 * cfg.trials
+        target = 3 * cfg.trials if name == "dimensions" else state["refit"]["target"]
+        return stage, lambda spec: net.score(spec, ctx.heldout_enc, ctx.task.name, ctx.metric), target
     raise ValueError(name)
+
+
+def window_of(name: str, state: dict) -> tuple[float, float] | None:
+    """The predicted-latency window a stage's points must lie in (None: up to the budget)."""
+    return tuple(state["refit"]["window_ms"]) if name == "refit" else None
 
 
 def _pool(cfg: SearchConfig) -> tuple[str, ...]:
@@ -292,11 +305,11 @@ class JointRandomStage(Stage):
 
     name = "random"
 
-    def __init__(self, ctx: SearchContext):
-        self.backbone = BackboneStage(ctx.limits)
-        self.pool = _pool(ctx.cfg)
-        self.limits = ctx.limits
-        self.max_layers = ctx.limits.layers
+    def __init__(self, limits: Limits, pool: tuple[str, ...]):
+        self.backbone = BackboneStage(limits)
+        self.pool = pool
+        self.limits = limits
+        self.max_layers = limits.layers
 
     def choices(self) -> dict[str, list]:
         out = dict(self.backbone.choices())
@@ -350,7 +363,7 @@ def run_stage(ctx: SearchContext, name: str, state: dict, storage, *, progress: 
     stage, evaluate, target = stage_for(ctx, name, state)
     workers = [_start_worker(cfg, name, k) for k in range(1, cfg.workers)]
     try:
-        run_trials(ctx, study, stage, evaluate, target, progress=progress)
+        run_trials(ctx, study, stage, evaluate, target, window=window_of(name, state), progress=progress)
     finally:
         for w in workers:
             w.wait()
@@ -358,6 +371,8 @@ def run_stage(ctx: SearchContext, name: str, state: dict, storage, *, progress: 
     if bad:
         raise EdgebertError(f"{len(bad)} search worker(s) failed in the {name} stage (exit {bad[0]}); rerun to resume")
     floor = cfg.min_budget_use * ctx.budget_ms if name in ("dimensions", "random") else 0.0
+    if name == "refit":
+        floor = state["refit"]["window_ms"][0]
     state["stages"][name] = {"done": True, **best_of(study, floor)}
     save_state(cfg, state)
     return study
@@ -377,7 +392,7 @@ def worker_main(config_path: str, stage_name: str, index: int) -> int:
     storage = storage_for(cfg)
     study = open_study(cfg, stage_name, storage, worker=index)
     stage, evaluate, target = stage_for(ctx, stage_name, state)
-    run_trials(ctx, study, stage, evaluate, target, progress=False)
+    run_trials(ctx, study, stage, evaluate, target, window=window_of(stage_name, state), progress=False)
     return 0
 
 
@@ -399,6 +414,8 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         raise EdgebertError(f"unknown strategy {cfg.strategy!r}; use progressive or random")
     if cfg.workers < 1 or cfg.trials < 1:
         raise EdgebertError("--workers and --trials must be at least 1")
+    if not 0 < cfg.min_budget_use <= 0.95:  # the refit aims two points inside [min_use, 1]
+        raise EdgebertError(f"min_budget_use must lie in (0, 0.95], not {cfg.min_budget_use}")
     if cfg.space_file:
         load_space_file(cfg.space_file)  # bad input fails before any work
     check_inputs(cfg)
@@ -422,14 +439,13 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
     atomic_write_json(cfg.out_path / "pareto.json", front)
     _plot_pareto(front, studies[-1], ctx, cfg.out_path / "pareto.png")
 
-    from edgebert.search.verify import final_distill, verify
-
     if not state.get("verify"):
-        say("measuring the top candidates beside bert-base (one interleaved window)")
-        state["verify"] = verify(ctx, studies[-1], state)
+        state["verify"] = verify_and_refit(ctx, studies[-1], state, storage, progress=progress, say=say)
         save_state(cfg, state)
     best = state["verify"]["winner"]
     if not state.get("final"):
+        from edgebert.search.verify import final_distill
+
         say(f"distilling the winner {ArchSpec.from_dict(best['spec']).summary()} fully")
         state["final"] = final_distill(ctx, best, progress=progress)
         save_state(cfg, state)
@@ -447,6 +463,54 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         "table": str(ctx.table.path),
         "seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progress: bool,
+                     say: Callable[[str], None]) -> dict:
+    """Measure the top candidates; if the best that fits leaves more than a tenth of the budget
+    unused, search the dimensions again in the window measurement points to and measure those."""
+    from edgebert.search.verify import merge, needs_refit, refit_window, verify
+
+    cfg = ctx.cfg
+    if not state.get("verify_first"):
+        say("measuring the top candidates beside bert-base (one interleaved window)")
+        state["verify_first"] = verify(ctx, study)
+        save_state(cfg, state)
+    first = state["verify_first"]
+    use = first["winner"]["budget_use"]
+    if cfg.strategy != "progressive" or not needs_refit(first, cfg.min_budget_use):
+        return merge(first, None, cfg.min_budget_use)
+    k = first["calibration"]
+    window = refit_window(ctx.budget_ms, k, cfg.min_budget_use)
+    structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
+    room = window_capacity(ctx, DimensionStage(structure, ctx.limits), window, seed=cfg.seed)
+    say(f"the best fitting candidate uses {use:.0%} of the budget measured (measured/predicted {k:.3f}); "
+        f"refitting the dimensions in {window[0]:.2f}-{window[1]:.2f} ms predicted ({room} points found there)")
+    if not room:
+        return merge(first, None, cfg.min_budget_use)
+    # Half the points the window holds at most: NSGA-II should not have to hunt down the last few.
+    state["refit"] = {"calibration": k, "window_ms": list(window), "target": max(1, min(2 * cfg.trials, room // 2))}
+    save_state(cfg, state)
+    try:
+        refit = run_stage(ctx, "refit", state, storage, progress=progress)
+        second = verify(ctx, refit, window=window)
+    except EdgebertError as e:  # the refit found nothing that fits: keep the first pass's winner
+        say(f"refit: {e}")
+        second = None
+    return merge(first, second, cfg.min_budget_use)
+
+
+def window_capacity(ctx: SearchContext, stage: Stage, window: tuple[float, float], *, seed: int,
+                    samples: int = 2000) -> int:
+    """How many distinct points of `stage` a random sample finds with predicted latency in `window`."""
+    import random
+
+    rng, found = random.Random(seed), set()
+    for _ in range(samples):
+        _, spec = stage.sample(rng)
+        if window[0] <= ctx.latency(spec) <= window[1]:
+            found.add(spec.key())
+    return len(found)
 
 
 def _plot_pareto(front: list[dict], study, ctx: SearchContext, path: Path) -> None:

@@ -146,3 +146,46 @@ def test_bad_inputs_get_one_line(tiny_teacher, tiny_glue, tiny_table, tmp_path):
     for args, fragment in cases:
         r = subprocess.run([sys.executable, "-m", "edgebert.cli.main", *args], capture_output=True, text=True)
         _one_line(r, fragment)
+
+
+class _Timed:
+    def __init__(self, ms):
+        self.median_ms, self.normalised = ms, None
+
+
+class _Report(dict):
+    windows = [type("Window", (), {"canary_median_ms": 1.0})()]
+
+
+def test_a_winner_leaving_budget_unused_is_refitted_into_the_last_tenth(tiny_config, monkeypatch):
+    """A table that over-predicts by a third (measured = 0.75 x predicted, simulated): the first
+    pass's winner uses at most 75 % of the budget; the refit searches the window measurement
+    points to, and the final winner uses 90-100 % of the budget."""
+    from edgebert.search import verify as verify_mod
+
+    def biased(ctx, specs, *, runs=20):
+        return _Report({f"candidate{i}": _Timed(0.75 * ctx.latency(s)) for i, s in enumerate(specs, start=1)})
+
+    monkeypatch.setattr(verify_mod, "measure_candidates", biased)
+    result = search(tiny_config(budget_ms=BUDGET, trials=3), progress=False)
+    state = progressive.load_state(tiny_config(budget_ms=BUDGET, trials=3))
+    first = state["verify_first"]["winner"]
+    assert first["budget_use"] <= 0.76
+    assert state["refit"]["calibration"] == pytest.approx(0.75)
+    low, high = state["refit"]["window_ms"]
+    assert low == pytest.approx(0.92 * BUDGET / 0.75) and high == pytest.approx(0.98 * BUDGET / 0.75)
+    best = result["best"]
+    assert 0.9 <= best["budget_use"] <= 1.0 and low <= best["predicted_ms"] <= high
+    assert result["stages"]["refit"]["done"]
+
+
+def test_choose_prefers_fitting_candidates_that_use_the_budget():
+    from edgebert.search.verify import calibration, choose
+
+    c = [{"score": 0.9, "predicted_ms": 5, "budget_use": 1.05, "fits": False},
+         {"score": 0.8, "predicted_ms": 4, "budget_use": 0.8, "fits": True},
+         {"score": 0.7, "predicted_ms": 4.5, "budget_use": 0.95, "fits": True}]
+    assert choose(c, 0.9)["score"] == 0.7
+    assert choose(c[:2], 0.9)["score"] == 0.8  # nothing uses 90 %: the best that fits
+    # measured share / predicted share of a 5 ms budget: 1.05 / 1.0, 0.8 / 0.8, 0.95 / 0.9 -> median 1.05
+    assert calibration(c, budget_ms=5.0) == pytest.approx(1.05)
