@@ -76,6 +76,12 @@ def binary_ops() -> list[str]:
     return [n for n, op in OPERATIONS.items() if op.arity == 2]
 
 
+def drawn_unary_ops() -> list[str]:
+    """The unary operations random generation and mutation draw from: all but `identity`, a no-op
+    that would spend an operation slot on nothing (and print as `identity(W2(...))`)."""
+    return [n for n in unary_ops() if n != "identity"]
+
+
 # --- the tree ----------------------------------------------------------------
 
 
@@ -353,10 +359,10 @@ def _chain(rng: random.Random, e: Expr, n: int, allow_skip: list[Expr]) -> Expr:
         if rng.random() < 0.25:
             other = rng.choice(allow_skip)
             if other != e:
-                other = op(rng.choice(unary_ops()), other) if rng.random() < 0.5 else other
+                other = op(rng.choice(drawn_unary_ops()), other) if rng.random() < 0.5 else other
                 e = op(rng.choice(binary_ops()), e, other) if other != e else e
                 continue
-        e = op(rng.choice(unary_ops()), e)
+        e = op(rng.choice(drawn_unary_ops()), e)
     return e
 
 
@@ -390,14 +396,14 @@ def _rewrite(e: Expr, target: int, choice: int, rng: random.Random) -> Expr | No
         if counter[0] != target:
             return node
         if choice == 0 and node.op in OPERATIONS:  # swap for another op of the same arity
-            pool = unary_ops() if OPERATIONS[node.op].arity == 1 else binary_ops()
+            pool = drawn_unary_ops() if OPERATIONS[node.op].arity == 1 else binary_ops()
             return Expr(rng.choice([p for p in pool if p != node.op]), node.args)
         if choice == 1:  # insert a unary op above
-            return op(rng.choice(unary_ops()), node)
+            return op(rng.choice(drawn_unary_ops()), node)
         if choice == 2 and node.op in OPERATIONS and OPERATIONS[node.op].arity == 1:  # delete
             return node.args[0]
         if choice == 3 and node.op != "x":  # join with x (or an activation of x)
-            other = X if rng.random() < 0.5 else op(rng.choice(unary_ops()), X)
+            other = X if rng.random() < 0.5 else op(rng.choice(drawn_unary_ops()), X)
             return op(rng.choice(binary_ops()), node, other)
         return None
 
