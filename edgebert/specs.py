@@ -4,7 +4,6 @@ predictor and the tables need only this)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from edgebert import zoo
@@ -29,7 +28,7 @@ def resolve_spec(ref: str | Path) -> ArchSpec:
         if config.get("model_type") == "edgebert":
             return ArchSpec.from_dict(config["arch"])
         if (path / "manifest.json").is_file():  # an export folder
-            return ArchSpec.from_dict(json.loads((path / "manifest.json").read_text())["spec"])
+            return ArchSpec.from_dict(read_json(path / "manifest.json", "export manifest")["spec"])
         return hf_bert_spec(config, str(path))
     if path.suffix == ".json" or "/" in ref_s or path.exists():
         raise EdgebertError(f"model not found: {ref_s} (expected a zoo name, a spec .json file or a model directory)")
