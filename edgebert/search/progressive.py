@@ -261,11 +261,11 @@ def stage_for(ctx: SearchContext, name: str, state: dict) -> tuple[Stage, Callab
     """(the stage, its candidate scorer, how many candidates it evaluates)."""
     cfg = ctx.cfg
     if name == "random":
-        return JointRandomStage(ctx.limits, _pool(cfg)), ctx.proxy_score, 3 * cfg.trials
+        return JointRandomStage(ctx.limits, structure_pool(cfg)), ctx.proxy_score, 3 * cfg.trials
     if name == "backbone":
         return BackboneStage(ctx.limits), ctx.proxy_score, cfg.trials
     if name == "structure":
-        pool = _pool(cfg)
+        pool = structure_pool(cfg)
         return StructureStage(ArchSpec.from_dict(state["stages"]["backbone"]["spec"]), pool), ctx.proxy_score, cfg.trials
     if name in ("dimensions", "refit"):
         from edgebert.search.supernet import Supernet
@@ -284,7 +284,7 @@ def window_of(name: str, state: dict) -> tuple[float, float] | None:
     return tuple(state["refit"]["window_ms"]) if name == "refit" else None
 
 
-def _pool(cfg: SearchConfig) -> tuple[str, ...]:
+def structure_pool(cfg: SearchConfig) -> tuple[str, ...]:
     if not cfg.space_file:
         return expression_pool()
     return load_space_file(cfg.space_file)

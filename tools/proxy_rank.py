@@ -1,0 +1,115 @@
+"""Is the search's proxy worth something? Kendall tau between proxy scores and stand-alone
+distilled scores over >= 8 architectures (goal: tau >= 0.5).
+
+    python tools/proxy_rank.py                          # 8 + 8 architectures, ~75 min
+    python tools/proxy_rank.py --kinds kd --count 8     # the short-KD proxy only, ~35 min
+
+Two proxies, as the search uses them:
+- kd: the backbone and structure stages' proxy (extraction from the teacher, `proxy_steps`
+  of KD, metric on the held-out split of the training data) over architectures drawn at
+  random from the whole space (backbone, MLP expressions, dimensions) under the 1/X budget;
+- supernet: the dimension stage's proxy (a sub-network sliced from the warmed-up supernet,
+  no training) over dimension points of the structure the search chose. It needs a
+  finished search in --search (default runs/search-sst2-20x-seed0, from
+  `python tools/search_bench.py --speedup 20`).
+Each architecture is then distilled stand-alone by the search's final recipe
+(`verify.final_distill`, --minutes each) and scored on SST-2 dev. Records
+tools/results/proxy_rank.json and the README section `proxy_rank`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from finetune_teacher import GLUE, REPO, RESULTS, environment, publish  # noqa: E402
+
+
+def draw(stage, ctx, count: int, seed: int) -> list:
+    """`count` distinct points of `stage` predicted under the budget, spread over latency."""
+    from edgebert.search.space import check_point
+
+    rng, points = random.Random(seed), {}
+    for _ in range(20_000):
+        _, spec = stage.sample(rng)
+        spec = check_point(spec, ctx.limits)
+        if spec.key() not in points and ctx.latency(spec) <= ctx.budget_ms:
+            points[spec.key()] = spec
+        if len(points) >= 4 * count:
+            break
+    by_latency = sorted(points.values(), key=ctx.latency)
+    step = max(1, len(by_latency) // count)
+    return by_latency[::step][:count]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kinds", nargs="+", choices=("kd", "supernet"), default=["kd", "supernet"])
+    ap.add_argument("--count", type=int, default=8)
+    ap.add_argument("--speedup", type=float, default=20.0)
+    ap.add_argument("--minutes", type=float, default=4.0, help="stand-alone distillation per architecture")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--teacher", type=Path, default=REPO / "runs" / "teacher-sst2")
+    ap.add_argument("--search", type=Path, default=REPO / "runs" / "search-sst2-20x-seed0")
+    ap.add_argument("--data", type=Path, default=GLUE)
+    ap.add_argument("--out-root", type=Path, default=REPO / "runs" / "proxy-rank")
+    args = ap.parse_args()
+
+    from scipy.stats import kendalltau
+
+    from edgebert.arch import ArchSpec
+    from edgebert.files import read_json
+    from edgebert.search.context import SearchConfig, build_context
+    from edgebert.search.progressive import STATE_FILE, JointRandomStage, structure_pool
+    from edgebert.search.space import DimensionStage
+    from edgebert.search.supernet import Supernet
+    from edgebert.search.verify import final_distill
+
+    cfg = SearchConfig(teacher=str(args.teacher), task="sst2", data=str(args.data), out=str(args.out_root),
+                       speedup=args.speedup, seed=args.seed, final_minutes=args.minutes)
+    ctx = build_context(cfg)
+    record = {"environment": environment(), "speedup": args.speedup, "minutes": args.minutes, "seed": args.seed,
+              "kinds": {}}
+    for kind in args.kinds:
+        if kind == "kd":
+            specs = draw(JointRandomStage(ctx.limits, structure_pool(cfg)), ctx, args.count, args.seed)
+            proxy = ctx.proxy_score
+        else:
+            state = read_json(args.search / STATE_FILE, "search state")
+            structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
+            stage = DimensionStage(structure, ctx.limits)
+            net = Supernet.load(args.search / "supernet", stage, ctx.mapping(structure))
+            specs = draw(stage, ctx, args.count, args.seed)
+            proxy = lambda spec: net.score(spec, ctx.heldout_enc, ctx.task.name, ctx.metric)  # noqa: E731
+        rows = []
+        for i, spec in enumerate(specs):
+            t0 = time.perf_counter()
+            score = proxy(spec)
+            proxy_s = time.perf_counter() - t0
+            one = replace(ctx, cfg=replace(cfg, out=str(args.out_root / f"{kind}-{i}")))
+            final = final_distill(one, {"spec": spec.to_dict()}, progress=False)
+            dev = final["dev"][ctx.metric]
+            rows.append({"spec": spec.to_dict(), "summary": spec.summary(), "predicted_ms": ctx.latency(spec),
+                         "proxy": score, "proxy_s": round(proxy_s, 1), "dev": dev,
+                         "distill_min": round(final["seconds"] / 60, 1)})
+            print(f"{kind} {i}: {spec.summary()} proxy {score:.4f} ({proxy_s:.0f} s) -> dev {dev:.4f}")
+        tau, p = kendalltau([r["proxy"] for r in rows], [r["dev"] for r in rows])
+        record["kinds"][kind] = {"tau": tau, "p_value": p, "rows": rows}
+        print(f"{kind}: Kendall tau {tau:.3f} (p {p:.3f}) over {len(rows)} architectures")
+
+    lines = [f"`python tools/proxy_rank.py` — stand-alone distillation {args.minutes:g} min each (the search's final "
+             f"recipe), SST-2 dev; {environment()['device']}", "",
+             "| proxy | architectures | Kendall τ | p | proxy cost per architecture |", "|---|---|---|---|---|"]
+    for kind, v in record["kinds"].items():
+        cost = sum(r["proxy_s"] for r in v["rows"]) / len(v["rows"])
+        lines.append(f"| {kind} | {len(v['rows'])} | {v['tau']:.3f} | {v['p_value']:.3f} | {cost:.1f} s |")
+    publish(RESULTS / "proxy_rank.json", record, "proxy_rank", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
