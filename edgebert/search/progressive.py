@@ -58,6 +58,7 @@ from edgebert.search.space import (
 STATE_FILE = "search_state.json"
 CONFIG_FILE = "search_config.json"
 MAX_ASKS_PER_TRIAL = 200  # proposals (mostly rejected as infeasible) per evaluated candidate, at most
+REFITS = 2  # dimension re-searches when the measured winner leaves budget unused
 
 
 # --- storage and studies -----------------------------------------------------------------
@@ -267,21 +268,21 @@ def stage_for(ctx: SearchContext, name: str, state: dict) -> tuple[Stage, Callab
     if name == "structure":
         pool = structure_pool(cfg)
         return StructureStage(ArchSpec.from_dict(state["stages"]["backbone"]["spec"]), pool), ctx.proxy_score, cfg.trials
-    if name in ("dimensions", "refit"):
+    if name == "dimensions" or name.startswith("refit"):
         from edgebert.search.supernet import Supernet
 
         structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
         stage = DimensionStage(structure, ctx.limits)
         stage.name = name  # the refit stage keeps its own claims and study
         net = Supernet.load(cfg.out_path / "supernet", stage, ctx.mapping(structure))
-        target = 3 * cfg.trials if name == "dimensions" else state["refit"]["target"]
+        target = 3 * cfg.trials if name == "dimensions" else state["refits"][name]["target"]
         return stage, lambda spec: net.score(spec, ctx.heldout_enc, ctx.task.name, ctx.metric), target
     raise ValueError(name)
 
 
 def window_of(name: str, state: dict) -> tuple[float, float] | None:
     """The predicted-latency window a stage's points must lie in (None: up to the budget)."""
-    return tuple(state["refit"]["window_ms"]) if name == "refit" else None
+    return tuple(state["refits"][name]["window_ms"]) if name.startswith("refit") else None
 
 
 def structure_pool(cfg: SearchConfig) -> tuple[str, ...]:
@@ -371,8 +372,8 @@ def run_stage(ctx: SearchContext, name: str, state: dict, storage, *, progress: 
     if bad:
         raise EdgebertError(f"{len(bad)} search worker(s) failed in the {name} stage (exit {bad[0]}); rerun to resume")
     floor = cfg.min_budget_use * ctx.budget_ms if name in ("dimensions", "random") else 0.0
-    if name == "refit":
-        floor = state["refit"]["window_ms"][0]
+    if name.startswith("refit"):
+        floor = state["refits"][name]["window_ms"][0]
     state["stages"][name] = {"done": True, **best_of(study, floor)}
     save_state(cfg, state)
     return study
@@ -467,37 +468,50 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
 
 def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progress: bool,
                      say: Callable[[str], None]) -> dict:
-    """Measure the top candidates; if the best that fits leaves more than a tenth of the budget
-    unused, search the dimensions again in the window measurement points to and measure those."""
-    from edgebert.search.verify import merge, needs_refit, refit_window, verify
+    """Measure the top candidates; while the best that fits leaves more than a tenth of the budget
+    unused, search the dimensions again in the window the latest measurements point to (at most
+    REFITS times), and measure those."""
+    from edgebert.search.verify import aim, choose, merge, verify
 
     cfg = ctx.cfg
     if not state.get("verify_first"):
         say("measuring the top candidates beside bert-base (one interleaved window)")
-        state["verify_first"] = verify(ctx, study)
+        first = verify(ctx, study)
+        if first["winner"] is None:
+            raise EdgebertError(f"no candidate measured within the budget after {len(first['rounds'])} rounds; "
+                                "re-profile the latency table (the machine may differ from it)")
+        state["verify_first"] = first
         save_state(cfg, state)
-    first = state["verify_first"]
-    use = first["winner"]["budget_use"]
-    if cfg.strategy != "progressive" or not needs_refit(first, cfg.min_budget_use):
-        return merge(first, None, cfg.min_budget_use)
-    k = first["calibration"]
-    window = refit_window(ctx.budget_ms, k, cfg.min_budget_use)
+    passes = [state["verify_first"]]
+    state.setdefault("refits", {})
     structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
-    room = window_capacity(ctx, DimensionStage(structure, ctx.limits), window, seed=cfg.seed)
-    say(f"the best fitting candidate uses {use:.0%} of the budget measured (measured/predicted {k:.3f}); "
-        f"refitting the dimensions in {window[0]:.2f}-{window[1]:.2f} ms predicted ({room} points found there)")
-    if not room:
-        return merge(first, None, cfg.min_budget_use)
-    # Half the points the window holds at most: NSGA-II should not have to hunt down the last few.
-    state["refit"] = {"calibration": k, "window_ms": list(window), "target": max(1, min(2 * cfg.trials, room // 2))}
-    save_state(cfg, state)
-    try:
-        refit = run_stage(ctx, "refit", state, storage, progress=progress)
-        second = verify(ctx, refit, window=window)
-    except EdgebertError as e:  # the refit found nothing that fits: keep the first pass's winner
-        say(f"refit: {e}")
-        second = None
-    return merge(first, second, cfg.min_budget_use)
+    for attempt in range(1, REFITS + 1):
+        everything = [c for p in passes for r in p["rounds"] for c in r]
+        best = choose(everything, cfg.min_budget_use)
+        if cfg.strategy != "progressive" or best["budget_use"] >= cfg.min_budget_use:
+            break
+        name = f"refit{attempt}"
+        k = passes[-1]["calibration"]  # the latest window's measured/predicted share (reported)
+        if k is None:  # the last refit measured nothing
+            break
+        window = state["refits"].get(name, {}).get("window_ms") or aim(everything, ctx.budget_ms, cfg.min_budget_use)
+        room = window_capacity(ctx, DimensionStage(structure, ctx.limits), window, seed=cfg.seed + attempt)
+        say(f"the best fitting candidate uses {best['budget_use']:.0%} of the budget measured (measured/predicted "
+            f"{k:.3f}); {name}: the dimensions in {window[0]:.2f}-{window[1]:.2f} ms predicted ({room} points there)")
+        if not room:
+            state["refits"][name] = {"calibration": k, "window_ms": list(window), "target": 0}
+            save_state(cfg, state)
+            break
+        # Half the points the window holds at most: NSGA-II should not have to hunt down the last few.
+        state["refits"][name] = {**state["refits"].get(name, {}), "calibration": k, "window_ms": list(window),
+                                 "target": max(1, min(2 * cfg.trials, room // 2))}
+        save_state(cfg, state)
+        if "verified" not in state["refits"][name]:
+            refit = run_stage(ctx, name, state, storage, progress=progress)
+            state["refits"][name]["verified"] = verify(ctx, refit, window=window, shrink=False)
+            save_state(cfg, state)
+        passes.append(state["refits"][name]["verified"])
+    return merge(passes, cfg.min_budget_use)
 
 
 def window_capacity(ctx: SearchContext, stage: Stage, window: tuple[float, float], *, seed: int,

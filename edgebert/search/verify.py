@@ -69,13 +69,15 @@ def measure_beside(reference: str | None, specs: list[ArchSpec], table, *, seq_l
     return measure(workloads, policy=policy, nominal_canary_ms=table.nominal_canary_ms)
 
 
-def verify(ctx: SearchContext, study, *, window: tuple[float, float] | None = None) -> dict[str, Any]:
+def verify(ctx: SearchContext, study, *, window: tuple[float, float] | None = None,
+           shrink: bool = True) -> dict[str, Any]:
     """Measure the best-scoring candidates whose predicted latency lies in `window` (default: the
-    budget's last tenth, else anything under it); shrink towards faster ones until one fits.
+    budget's last tenth, else anything under it), one per slice of the window; with `shrink`,
+    while none fits, go on to candidates predicted faster.
 
-    Returns {"winner", "rounds", "calibration"}: calibration is the median over the measured
-    candidates of (measured share of the budget) / (predicted share) — below 1 when the table
-    over-predicts these models relative to the budget's reference."""
+    Returns {"winner" (None if nothing fits), "rounds", "calibration"}: calibration is the median
+    over the measured candidates of (measured share of the budget) / (predicted share) — below 1
+    when the table over-predicts these models relative to the budget's reference."""
     cfg = ctx.cfg
     pool = _candidates(study)
     if not pool:
@@ -83,9 +85,10 @@ def verify(ctx: SearchContext, study, *, window: tuple[float, float] | None = No
     low, high = window or (cfg.min_budget_use * ctx.budget_ms, ctx.budget_ms)
     rounds, tried = [], set()
     limit = high
-    for r in range(ROUNDS):
+    for r in range(ROUNDS if shrink else 1):
         fresh = [c for c in pool if ArchSpec.from_dict(c["spec"]).key() not in tried and c["predicted_ms"] <= limit]
-        batch = ([c for c in fresh if c["predicted_ms"] >= low] or fresh)[: cfg.verify_top]
+        inside = [c for c in fresh if c["predicted_ms"] >= low]
+        batch = spread(inside, low, limit, cfg.verify_top) if inside else fresh[: cfg.verify_top]
         if not batch:
             break
         specs = [ArchSpec.from_dict(c["spec"]) for c in batch]
@@ -106,18 +109,32 @@ def verify(ctx: SearchContext, study, *, window: tuple[float, float] | None = No
             break
         limit = min(c["predicted_ms"] for c in measured) * SHRINK
     everything = [c for r in rounds for c in r]
-    if not any(c["fits"] for c in everything):
-        raise EdgebertError(f"no candidate measured within the budget after {len(rounds)} rounds; "
-                            "re-profile the latency table (the machine may differ from it)")
-    return {"winner": choose(everything, cfg.min_budget_use), "rounds": rounds,
-            "calibration": calibration(everything, ctx.budget_ms)}
+    fitting = [c for c in everything if c["fits"]]
+    return {"winner": choose(everything, cfg.min_budget_use) if fitting else None, "rounds": rounds,
+            "calibration": calibration(everything, ctx.budget_ms) if everything else None}
 
 
-def choose(measured: list[dict], min_use: float) -> dict:
+def spread(candidates: list[dict], low: float, high: float, k: int) -> list[dict]:
+    """Up to k candidates: the best-scoring one in each of k equal slices of [low, high] predicted
+    ms, then the best of the rest — so that a round does not measure only the window's top edge
+    (where the highest scores sit) and learn nothing when the whole edge is over budget."""
+    by_score = sorted(candidates, key=lambda c: (-c["score"], c["predicted_ms"]))
+    width = (high - low) / k or 1.0
+    picked = []
+    for i in range(k):
+        in_slice = [c for c in by_score if low + i * width <= c["predicted_ms"] <= low + (i + 1) * width
+                    and c not in picked]
+        if in_slice:
+            picked.append(in_slice[0])
+    picked += [c for c in by_score if c not in picked][: k - len(picked)]
+    return picked
+
+
+def choose(measured: list[dict], min_use: float) -> dict | None:
     """The best-scoring candidate that fits, preferring those that use at least `min_use` of the budget."""
     fitting = [c for c in measured if c["fits"]]
     full = [c for c in fitting if c["budget_use"] >= min_use] or fitting
-    return max(full, key=lambda c: (c["score"], -c["predicted_ms"]))
+    return max(full, key=lambda c: (c["score"], -c["predicted_ms"])) if full else None
 
 
 def calibration(measured: list[dict], budget_ms: float) -> float:
@@ -126,23 +143,40 @@ def calibration(measured: list[dict], budget_ms: float) -> float:
     return statistics.median(c["budget_use"] / (c["predicted_ms"] / budget_ms) for c in measured)
 
 
-def needs_refit(verified: dict, min_use: float) -> bool:
-    return verified["winner"]["budget_use"] < min_use
+def aim(measured: list[dict], budget_ms: float, min_use: float) -> tuple[float, float]:
+    """The predicted-ms window expected to measure at [min_use + 0.02, 0.98] of the budget (two
+    points inside each edge: measured ratios move by a few percent between windows).
+
+    Measured share is modelled as c * predicted^e over every candidate measured so far
+    (least squares in log-log): the table's error may grow or shrink with model size, so a
+    refit that overshoots teaches the next one the slope. While the measured candidates span
+    less than 10 % of predicted latency the slope is unknown and taken as 1 (a constant ratio)."""
+    import math
+    import statistics
+
+    pts = [(math.log(c["predicted_ms"]), math.log(c["budget_use"])) for c in measured if c["budget_use"] > 0]
+    xs = [x for x, _ in pts]
+    if max(xs) - min(xs) < math.log(1.1):
+        e, log_c = 1.0, statistics.median(y - x for x, y in pts)
+    else:
+        import numpy as np
+
+        e, log_c = np.polyfit(xs, [y for _, y in pts], 1)
+        e = min(2.0, max(0.5, float(e)))  # a wild slope from noise must not fling the window away
+        log_c = statistics.median(y - e * x for x, y in pts)
+    def at(use: float) -> float:
+        return math.exp((math.log(use) - log_c) / e)
+
+    return at(min_use + 0.02), at(0.98)
 
 
-def refit_window(budget_ms: float, calibration_factor: float, min_use: float) -> tuple[float, float]:
-    """Predicted-ms window whose measured share of the budget should be [min_use, 1]: aimed
-    two points inside each edge, as measured ratios move by a few percent between windows."""
-    return ((min_use + 0.02) * budget_ms / calibration_factor, 0.98 * budget_ms / calibration_factor)
-
-
-def merge(first: dict, second: dict | None, min_use: float) -> dict:
-    """One verification record from the first pass and the refit's (None: the refit found nothing that fits)."""
-    if second is None:
-        return {**first, "refit_rounds": []}
-    everything = [c for r in first["rounds"] + second["rounds"] for c in r]
-    return {"winner": choose(everything, min_use), "rounds": first["rounds"], "refit_rounds": second["rounds"],
-            "calibration": first["calibration"], "refit_calibration": second["calibration"]}
+def merge(passes: list[dict], min_use: float) -> dict:
+    """One verification record over the first pass and the refits: the winner chosen among all
+    their measured candidates (each measured beside bert-base in its own window)."""
+    everything = [c for p in passes for r in p["rounds"] for c in r]
+    return {"winner": choose(everything, min_use), "rounds": passes[0]["rounds"],
+            "refits": [{"rounds": p["rounds"], "calibration": p["calibration"]} for p in passes[1:]],
+            "calibration": passes[0]["calibration"]}
 
 
 def final_distill(ctx: SearchContext, best: dict, *, progress: bool = True) -> dict[str, Any]:

@@ -171,21 +171,33 @@ def test_a_winner_leaving_budget_unused_is_refitted_into_the_last_tenth(tiny_con
     state = progressive.load_state(tiny_config(budget_ms=BUDGET, trials=3))
     first = state["verify_first"]["winner"]
     assert first["budget_use"] <= 0.76
-    assert state["refit"]["calibration"] == pytest.approx(0.75)
-    low, high = state["refit"]["window_ms"]
+    refit = state["refits"]["refit1"]
+    assert refit["calibration"] == pytest.approx(0.75)
+    low, high = refit["window_ms"]
     assert low == pytest.approx(0.92 * BUDGET / 0.75) and high == pytest.approx(0.98 * BUDGET / 0.75)
     best = result["best"]
     assert 0.9 <= best["budget_use"] <= 1.0 and low <= best["predicted_ms"] <= high
-    assert result["stages"]["refit"]["done"]
+    assert result["stages"]["refit1"]["done"] and "refit2" not in state["refits"]  # one refit was enough
+    measured = [c for r in refit["verified"]["rounds"] for c in r]
+    assert len({round(c["predicted_ms"], 6) for c in measured}) == len(measured)  # spread, not repeats
 
 
 def test_choose_prefers_fitting_candidates_that_use_the_budget():
-    from edgebert.search.verify import calibration, choose
+    from edgebert.search.verify import calibration, choose, spread
 
     c = [{"score": 0.9, "predicted_ms": 5, "budget_use": 1.05, "fits": False},
          {"score": 0.8, "predicted_ms": 4, "budget_use": 0.8, "fits": True},
          {"score": 0.7, "predicted_ms": 4.5, "budget_use": 0.95, "fits": True}]
     assert choose(c, 0.9)["score"] == 0.7
     assert choose(c[:2], 0.9)["score"] == 0.8  # nothing uses 90 %: the best that fits
+    assert choose(c[:1], 0.9) is None
+    # A power law measured at two sizes is recovered exactly; one size means a constant ratio.
+    from edgebert.search.verify import aim
+
+    law = [{"predicted_ms": p, "budget_use": 0.5 * (p / 4) ** 2} for p in (3.0, 4.0)]
+    assert aim(law, 4.0, 0.9) == pytest.approx((4 * (0.92 / 0.5) ** 0.5, 4 * (0.98 / 0.5) ** 0.5))
+    assert aim(law[1:], 4.0, 0.9) == pytest.approx((4 * 0.92 / 0.5, 4 * 0.98 / 0.5))
+    # One per slice of [4, 5] ms (the top scorer sits at the top edge), then the best of the rest.
+    assert [x["score"] for x in spread(c, 4.0, 5.0, 2)] == [0.8, 0.9]
     # measured share / predicted share of a 5 ms budget: 1.05 / 1.0, 0.8 / 0.8, 0.95 / 0.9 -> median 1.05
     assert calibration(c, budget_ms=5.0) == pytest.approx(1.05)
