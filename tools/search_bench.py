@@ -44,13 +44,14 @@ def main() -> None:
     ap.add_argument("--strategy", choices=("progressive", "random"), default="progressive")
     ap.add_argument("--teacher", type=Path, default=REPO / "runs" / "teacher-sst2")
     ap.add_argument("--data", type=Path, default=GLUE)
+    ap.add_argument("--summary-only", action="store_true", help="only rebuild the README table from recorded runs")
     args = ap.parse_args()
 
     from edgebert.files import atomic_write_json
     from edgebert.search.context import SearchConfig
     from edgebert.search.progressive import search
 
-    for x in args.speedup:
+    for x in [] if args.summary_only else args.speedup:
         for seed in args.seeds:
             tag = f"{x:g}x{'_quick' if args.quick else ''}{'_random' if args.strategy == 'random' else ''}-seed{seed}"
             out = REPO / "runs" / f"search-sst2-{tag}"
