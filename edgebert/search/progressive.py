@@ -471,7 +471,7 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
     """Measure the top candidates; while the best that fits leaves more than a tenth of the budget
     unused, search the dimensions again in the window the latest measurements point to (at most
     REFITS times), and measure those."""
-    from edgebert.search.verify import aim, choose, merge, verify
+    from edgebert.search.verify import aim, choose, measured_in, merge, verify
 
     cfg = ctx.cfg
     if not state.get("verify_first"):
@@ -486,7 +486,7 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
     state.setdefault("refits", {})
     structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
     for attempt in range(1, REFITS + 1):
-        everything = [c for p in passes for r in p["rounds"] for c in r]
+        everything = measured_in(passes)
         best = choose(everything, cfg.min_budget_use)
         if cfg.strategy != "progressive" or best["budget_use"] >= cfg.min_budget_use:
             break

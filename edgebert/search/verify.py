@@ -11,11 +11,10 @@ predicted faster, down to the budget's lower edge and below.
 A winner should also *use* the budget (at least `min_budget_use` of it,
 measured): a table that over-predicts small models against bert-base leaves
 the search's best candidates well under the real budget (the first 1/20 quick
-search used 81 % of it). The first pass's measurements calibrate the table
-against the budget's reference; the refit stage (progressive.py) then searches
-the dimensions again, on the same supernet, in the predicted window that
-measurement says is the budget's last tenth, and its best candidates are
-measured in turn.
+search used 81 % of it). The measurements so far say where in predicted
+latency the budget's last tenth lies (`aim`); the refit stage (progressive.py)
+searches the dimensions again there, on the same supernet, and its candidates
+are measured in turn.
 """
 
 from __future__ import annotations
@@ -108,10 +107,14 @@ def verify(ctx: SearchContext, study, *, window: tuple[float, float] | None = No
         if any(c["fits"] for c in measured):
             break
         limit = min(c["predicted_ms"] for c in measured) * SHRINK
-    everything = [c for r in rounds for c in r]
-    fitting = [c for c in everything if c["fits"]]
-    return {"winner": choose(everything, cfg.min_budget_use) if fitting else None, "rounds": rounds,
+    everything = measured_in([{"rounds": rounds}])
+    return {"winner": choose(everything, cfg.min_budget_use), "rounds": rounds,
             "calibration": calibration(everything, ctx.budget_ms) if everything else None}
+
+
+def measured_in(passes: list[dict]) -> list[dict]:
+    """Every candidate measured over some verification passes (each {"rounds": [[...], ...]})."""
+    return [c for p in passes for r in p["rounds"] for c in r]
 
 
 def spread(candidates: list[dict], low: float, high: float, k: int) -> list[dict]:
@@ -164,6 +167,7 @@ def aim(measured: list[dict], budget_ms: float, min_use: float) -> tuple[float, 
         e, log_c = np.polyfit(xs, [y for _, y in pts], 1)
         e = min(2.0, max(0.5, float(e)))  # a wild slope from noise must not fling the window away
         log_c = statistics.median(y - e * x for x, y in pts)
+
     def at(use: float) -> float:
         return math.exp((math.log(use) - log_c) / e)
 
@@ -173,8 +177,7 @@ def aim(measured: list[dict], budget_ms: float, min_use: float) -> tuple[float, 
 def merge(passes: list[dict], min_use: float) -> dict:
     """One verification record over the first pass and the refits: the winner chosen among all
     their measured candidates (each measured beside bert-base in its own window)."""
-    everything = [c for p in passes for r in p["rounds"] for c in r]
-    return {"winner": choose(everything, min_use), "rounds": passes[0]["rounds"],
+    return {"winner": choose(measured_in(passes), min_use), "rounds": passes[0]["rounds"],
             "refits": [{"rounds": p["rounds"], "calibration": p["calibration"]} for p in passes[1:]],
             "calibration": passes[0]["calibration"]}
 
