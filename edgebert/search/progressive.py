@@ -59,6 +59,10 @@ STATE_FILE = "search_state.json"
 CONFIG_FILE = "search_config.json"
 MAX_ASKS_PER_TRIAL = 200  # proposals (mostly rejected as infeasible) per evaluated candidate, at most
 REFITS = 2  # dimension re-searches when the measured winner leaves budget unused
+# A backbone predicted under this share of the budget wastes it: the later stages only re-shape
+# its FFNs, and a few trials drawn from the whole space land mostly on tiny backbones (at 1/10,
+# three of four quick backbones used under a quarter of the budget).
+BACKBONE_FLOOR = 0.5
 
 
 # --- storage and studies -----------------------------------------------------------------
@@ -282,7 +286,10 @@ def stage_for(ctx: SearchContext, name: str, state: dict) -> tuple[Stage, Callab
 
 def window_of(name: str, state: dict) -> tuple[float, float] | None:
     """The predicted-latency window a stage's points must lie in (None: up to the budget)."""
-    return tuple(state["refits"][name]["window_ms"]) if name.startswith("refit") else None
+    if name.startswith("refit"):
+        return tuple(state["refits"][name]["window_ms"])
+    window = state.get("windows", {}).get(name)
+    return tuple(window) if window else None
 
 
 def structure_pool(cfg: SearchConfig) -> tuple[str, ...]:
@@ -334,7 +341,13 @@ class JointRandomStage(Stage):
 
 
 def prepare_stage(ctx: SearchContext, name: str, state: dict, *, progress: bool) -> None:
-    """Coordinator-only work before a stage's trials: the supernet and its warm-up."""
+    """Coordinator-only work before a stage's trials: the backbone's window, the supernet and its warm-up."""
+    if name == "backbone" and "backbone" not in state.setdefault("windows", {}):
+        window = (BACKBONE_FLOOR * ctx.budget_ms, ctx.budget_ms)
+        room = window_capacity(ctx, BackboneStage(ctx.limits), window, seed=ctx.cfg.seed)
+        # A budget near the cheapest corner may leave too few backbones above the floor to search.
+        state["windows"]["backbone"] = list(window) if room >= 2 * ctx.cfg.trials else None
+        save_state(ctx.cfg, state)
     if name != "dimensions" or state["stages"].get("supernet", {}).get("done"):
         return
     from edgebert.search.supernet import Supernet
@@ -362,6 +375,8 @@ def run_stage(ctx: SearchContext, name: str, state: dict, storage, *, progress: 
     fail_stale_trials(study)
     prepare_stage(ctx, name, state, progress=progress)
     stage, evaluate, target = stage_for(ctx, name, state)
+    if not study.get_trials(deepcopy=False) and cfg.strategy == "progressive":
+        warm_start(ctx, study, stage, state, window_of(name, state))
     workers = [_start_worker(cfg, name, k) for k in range(1, cfg.workers)]
     try:
         run_trials(ctx, study, stage, evaluate, target, window=window_of(name, state), progress=progress)
@@ -377,6 +392,58 @@ def run_stage(ctx: SearchContext, name: str, state: dict, storage, *, progress: 
     state["stages"][name] = {"done": True, **best_of(study, floor)}
     save_state(cfg, state)
     return study
+
+
+def warm_start(ctx: SearchContext, study, stage: Stage, state: dict, window: tuple[float, float] | None) -> None:
+    """Start a fresh stage from what a person would try first, and never lose the stage before's best.
+
+    - backbone: the teacher-shaped backbones (attention as wide as hidden, FFN at least as wide)
+      that use the most of the budget, one per layer count, best first, filling half the trials;
+      the sampler explores the rest. A hand-designed student is one of these, so a search that
+      starts here has to lose to it on the proxy to pick something worse.
+    - structure: the backbone's winner (the standard FFN in every layer) enters as a finished
+      trial with the score it already has; a new expression must beat it on the same proxy.
+    - dimensions: the structure's winner at its own sizes is the first point the supernet scores.
+    Refit stages start cold: their window is narrow and their sampler should spread over it."""
+    low, high = window or (0.0, ctx.budget_ms)
+    if isinstance(stage, BackboneStage):
+        best_per_depth: dict[int, tuple[float, dict]] = {}
+        for params in stage.teacher_shaped():
+            latency = ctx.latency(stage.to_spec(params))
+            if low <= latency <= high and latency > best_per_depth.get(params["layers"], (-1.0, {}))[0]:
+                best_per_depth[params["layers"]] = (latency, params)
+        ranked = sorted(best_per_depth.values(), key=lambda lp: -lp[0])
+        for _, params in ranked[: (ctx.cfg.trials + 1) // 2]:
+            study.enqueue_trial(params)
+    elif isinstance(stage, StructureStage):
+        incumbent = state["stages"]["backbone"]
+        params = {f"ffn_{i}": l.ffn for i, l in enumerate(stage.backbone.layers)}
+        if all(p in stage.pool for p in params.values()):
+            carry(ctx.cfg, study, stage, params, incumbent, origin="backbone")
+    elif isinstance(stage, DimensionStage) and not stage.name.startswith("refit"):
+        params = {}
+        for i, l in enumerate(stage.structure.layers):
+            params[f"inner_{i}"], params[f"stack_{i}"] = l.inner, l.stack
+        choices = stage.choices()
+        if all(v in choices[k] for k, v in params.items()):
+            study.enqueue_trial(params)
+
+
+def carry(cfg: SearchConfig, study, stage: Stage, params: dict[str, Any], incumbent: dict, *, origin: str) -> None:
+    """Add the stage before's winner to this study as a finished, already-scored trial (not retrained;
+    `evaluated` does not count it, `best_of` may still return it, a repeat proposal reuses its score)."""
+    import optuna
+
+    values = [incumbent["score"], incumbent["predicted_ms"]]
+    key = ArchSpec.from_dict(incumbent["spec"]).key()
+    if claim(cfg, stage.name, key, -1) is None:
+        settle(cfg, stage.name, key, values)
+    distributions = {k: optuna.distributions.CategoricalDistribution(v) for k, v in stage.choices().items()}
+    study.add_trial(optuna.trial.create_trial(
+        params=params, distributions=distributions, values=values,
+        user_attrs={"spec": incumbent["spec"], "latency_ms": incumbent["predicted_ms"], "violation": 0.0,
+                    "reused": f"{origin} trial {incumbent['trial']}"},
+        constraints={"latency_outside_budget_ms": 0.0}))
 
 
 def _start_worker(cfg: SearchConfig, stage: str, index: int) -> subprocess.Popen:

@@ -104,6 +104,14 @@ class BackboneStage(Stage):
             raise EdgebertError(f"the teacher (hidden {lim.hidden}, {lim.heads} heads) is narrower than the search space")
         return {"layers": list(range(1, lim.layers + 1)), "hidden": hidden, "heads": heads, "inner_ratio": ratios}
 
+    def teacher_shaped(self) -> list[dict[str, Any]]:
+        """The points shaped like the teacher (and like a hand-designed student): attention as
+        wide as the hidden size (heads x head size = hidden) and an FFN at least as wide."""
+        c = self.choices()
+        return [{"layers": n, "hidden": h, "heads": h // self.limits.head_size, "inner_ratio": r}
+                for n in c["layers"] for h in c["hidden"] for r in c["inner_ratio"]
+                if h // self.limits.head_size in c["heads"] and h % self.limits.head_size == 0]
+
     def to_spec(self, p: dict[str, Any]) -> ArchSpec:
         inner = self.space.inner_for(p["hidden"], p["inner_ratio"], cap=self.limits.inner)
         return ArchSpec.uniform(layers=p["layers"], hidden=p["hidden"], heads=p["heads"],

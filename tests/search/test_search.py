@@ -49,6 +49,43 @@ def test_an_infeasible_point_is_never_best(ctx):
     assert infeasible and all(t.values[0] == 0.0 for t in infeasible)
 
 
+def test_the_backbone_stage_starts_from_teacher_shaped_backbones_that_use_the_budget(tiny_config):
+    ctx = build_context(tiny_config(budget_ms=8.0, trials=4), progress=False)
+    stage = BackboneStage(ctx.limits)
+    window = (3.0, 8.0)  # holds teacher-shaped backbones of both depths on the synthetic table
+    study = open_study(ctx.cfg, "backbone", storage_for(ctx.cfg))
+    progressive.warm_start(ctx, study, stage, {}, window)
+    run_trials(ctx, study, stage, lambda spec: 0.5, target=4, window=window, progress=False)
+    shaped = {tuple(sorted(p.items())) for p in stage.teacher_shaped()}
+    # The tiny teacher has 2 layers: one seed per depth, the one using the most of the budget.
+    seeds = study.get_trials()[:2]
+    assert all(tuple(sorted(t.params.items())) in shaped for t in seeds)
+    assert sorted(t.params["layers"] for t in seeds) == [1, 2]
+    assert seeds[0].user_attrs["latency_ms"] >= seeds[1].user_attrs["latency_ms"]
+    for t in seeds:
+        same_depth = [ctx.latency(stage.to_spec(dict(p))) for p in shaped if dict(p)["layers"] == t.params["layers"]]
+        assert t.user_attrs["latency_ms"] == max(x for x in same_depth if window[0] <= x <= window[1])
+    assert all(window[0] <= t.values[1] <= window[1] for t in evaluated(study))
+
+
+def test_the_structure_stage_keeps_the_backbone_unless_a_new_expression_beats_it(ctx):
+    from edgebert.search.space import StructureStage
+
+    backbone = ArchSpec.uniform(layers=2, hidden=128, heads=4, head_size=32, inner=256, **dict(ctx.limits.shared))
+    state = {"stages": {"backbone": {"spec": backbone.to_dict(), "score": 0.8, "predicted_ms": ctx.latency(backbone),
+                                     "trial": 3}}}
+    stage = StructureStage(backbone)
+    study = open_study(ctx.cfg, "structure", storage_for(ctx.cfg))
+    progressive.warm_start(ctx, study, stage, state, None)
+    trained = []
+    run_trials(ctx, study, stage, lambda spec: trained.append(spec.key()) or 0.7, target=2, progress=False)
+    assert len(evaluated(study)) == 2 and backbone.key() not in trained  # carried, never retrained
+    assert progressive.best_of(study)["spec"] == backbone.to_dict()
+    # Once a new expression scores higher, it wins.
+    run_trials(ctx, study, stage, lambda spec: 0.9, target=3, progress=False)
+    assert progressive.best_of(study)["score"] == 0.9
+
+
 def test_a_sliced_supernet_point_equals_a_standalone_model(ctx):
     structure = ArchSpec.uniform(layers=2, hidden=128, heads=4, head_size=32, inner=128,
                                  ffn="W2(relu(mul(W1(x), x)))", max_positions=128)
