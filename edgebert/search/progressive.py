@@ -19,6 +19,10 @@ held-out score (maximise) and predicted latency (minimise).
   TPE and GP samplers model continuous spaces and would see our categorical
   slots as unordered labels anyway. The random-search baseline uses
   RandomSampler over the joint space.
+- *Warm start* (`warm_start`): the backbone stage first tries the teacher-shaped backbones
+  that use the most of the budget (what a person would draw by hand) and searches only
+  backbones predicted above half the budget; each later stage starts from the winner of
+  the stage before, so a progressive search can only leave a point the proxy ranks lower.
 - *No architecture is evaluated twice*: a claim file (under a lock) maps each
   spec to its first trial; a repeat proposal reuses that score, or is skipped
   while another worker evaluates it.
