@@ -23,17 +23,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_teacher import GLUE, REPO, RESULTS, environment, publish  # noqa: E402
 
 
+def ffns(spec: dict) -> str:
+    """Each layer's FFN in brief: inner size, x stack depth when stacked, * when not the standard GELU FFN."""
+    from edgebert.arch import ArchSpec
+    from edgebert.mlp import STANDARD_FFN, canonical
+
+    return ", ".join(f"{l.inner}{f'x{l.stack}' if l.stack > 1 else ''}{'' if canonical(l.ffn) == STANDARD_FFN else '*'}"
+                     for l in ArchSpec.from_dict(spec).layers)
+
+
 def row(r: dict) -> str:
     b, x = r["best"], r["speedup"]
     ratio = b["measured_ms"] / b["bert_base_measured_ms"]
     inside = 0.9 / x <= ratio <= 1 / x
-    dev = b["dev"]
-    acc = dev.get("accuracy", next(iter(dev.values())))
+    acc = accuracy(r)
     refits = sum(1 for k in r["stages"] if k.startswith("refit"))
-    return (f"| 1/{x:g}{' (quick)' if r['quick'] else ''} | {r['strategy']} | {r['seed']} | {b['spec_summary']} | "
+    return (f"| 1/{x:g}{' (quick)' if r['quick'] else ''} | {r['strategy']} | {r['seed']} | {b['spec_summary'].split(' inner ')[0]} | {ffns(b['spec'])} | "
             f"{b['predicted_ms']:.2f} | {b['measured_ms']:.2f} / {b['bert_base_measured_ms']:.1f} | "
             f"1/{1 / ratio:.1f} = {ratio * x:.0%} of budget ({'inside' if inside else 'outside'} [0.9/X, 1/X]) | "
             f"{refits} | {acc:.2%} | {r['trials']} ({r['evaluated']}) | {r['seconds'] / 60:.1f} |")
+
+
+def accuracy(r: dict) -> float:
+    dev = r["best"]["dev"]
+    return dev.get("accuracy", next(iter(dev.values())))
+
+
+def comparison(records: list[dict]) -> str:
+    """Searched against hand-designed and random search, per budget: SST-2 dev mean ± std (seeds)."""
+    import statistics
+
+    strategies = ("progressive", "hand", "random")
+    lines = ["| budget | " + " | ".join(f"{s}: SST-2 dev mean ± std (seeds)" for s in strategies) + " |",
+             "|---|" + "---:|" * len(strategies)]
+    for budget in sorted({(r["speedup"], r["quick"]) for r in records}):
+        cells = []
+        for strategy in strategies:
+            accs = [accuracy(r) for r in records if (r["speedup"], r["quick"]) == budget and r["strategy"] == strategy]
+            std = f" ± {statistics.stdev(accs):.2%}" if len(accs) > 1 else ""
+            cells.append(f"{statistics.mean(accs):.2%}{std} ({len(accs)})" if accs else "—")
+        lines.append(f"| 1/{budget[0]:g}{' (quick)' if budget[1] else ''} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -64,12 +94,15 @@ def main() -> None:
 
     records = [json.loads(p.read_text()) for p in sorted((RESULTS / "search").glob("*.json"))]
     records.sort(key=lambda r: (r["speedup"], r["quick"], r["strategy"], r["seed"]))
-    md = ("| budget | strategy | seed | winner | predicted ms | measured ms / bert-base ms | measured ratio | refits | "
-          "SST-2 dev | trials (trained) | minutes |\n|---|---|---|---|---:|---:|---|---|---:|---:|---:|\n"
+    md = (comparison(records) + "\n\n"
+          + "| budget | strategy | seed | winner | FFN inner per layer | predicted ms | measured ms / bert-base ms | "
+          "measured ratio | refits | SST-2 dev | trials (trained) | minutes |\n"
+          "|---|---|---|---|---|---:|---:|---|---|---:|---:|---:|\n"
           + "\n".join(row(r) for r in records)
           + f"\n\nDevice: {records[-1]['environment']['device']}; "
           "`python tools/search_bench.py --speedup X [--quick] [--seeds S ..] [--strategy random]`; "
-          "one row per run recorded in tools/results/search/.")
+          "one row per run recorded in tools/results/search/. FFN column: inner size per layer, xN a stack of N "
+          "sub-layers, * an MLP expression other than the standard GELU FFN.")
     publish(RESULTS / "search_summary.json", {"rows": [row(r) for r in records]}, "search", md)
 
 
