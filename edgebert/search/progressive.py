@@ -555,12 +555,12 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
         save_state(cfg, state)
     passes = [state["verify_first"]]
     state.setdefault("refits", {})
-    structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
     for attempt in range(1, REFITS + 1):
         everything = measured_in(passes)
         best = choose(everything, cfg.min_budget_use)
         if cfg.strategy != "progressive" or best["budget_use"] >= cfg.min_budget_use:
-            break
+            break  # random search has no structure to refit: it keeps what its trials found
+        structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
         name = f"refit{attempt}"
         k = passes[-1]["calibration"]  # the latest window's measured/predicted share (reported)
         if k is None:  # the last refit measured nothing

@@ -119,6 +119,12 @@ def test_search_end_to_end_then_resume_is_free(tiny_config):
     assert again["trials"] == result["trials"] and again["best"]["spec"] == best["spec"]
 
 
+def test_random_search_runs_end_to_end_under_the_budget(tiny_config):
+    result = search(tiny_config(budget_ms=BUDGET, strategy="random"), progress=False)
+    assert result["strategy"] == "random" and list(result["stages"]) == ["random"]
+    assert result["best"]["predicted_ms"] <= BUDGET and "accuracy" in result["best"]["dev"]
+
+
 def test_an_interrupted_stage_resumes_the_same_study(ctx, monkeypatch):
     calls = []
 
