@@ -237,8 +237,14 @@ def test_choose_prefers_fitting_candidates_that_use_the_budget():
     # A power law measured at two sizes is recovered exactly; one size means a constant ratio.
     from edgebert.search.verify import aim
 
-    law = [{"predicted_ms": p, "budget_use": 0.5 * (p / 4) ** 2} for p in (3.0, 4.0)]
-    assert aim(law, 4.0, 0.9) == pytest.approx((4 * (0.92 / 0.5) ** 0.5, 4 * (0.98 / 0.5) ** 0.5))
+    law = [{"predicted_ms": p, "budget_use": 0.5 * (p / 4) ** 1.2} for p in (3.0, 4.0)]
+    assert aim(law, 4.0, 0.9) == pytest.approx((4 * (0.92 / 0.5) ** (1 / 1.2), 4 * (0.98 / 0.5) ** (1 / 1.2)))
+    # A slope beyond what window-to-window noise allows is held at the bound (here 0.8, not 0.3).
+    import math
+
+    flat = [{"predicted_ms": p, "budget_use": 0.8 * (p / 4) ** 0.3} for p in (4.0, 5.0)]
+    log_c = sum(math.log(x["budget_use"]) - 0.8 * math.log(x["predicted_ms"]) for x in flat) / 2
+    assert aim(flat, 4.0, 0.9) == pytest.approx(tuple(math.exp((math.log(u) - log_c) / 0.8) for u in (0.92, 0.98)))
     assert aim(law[1:], 4.0, 0.9) == pytest.approx((4 * 0.92 / 0.5, 4 * 0.98 / 0.5))
     # One per slice of [4, 5] ms (the top scorer sits at the top edge), then the best of the rest.
     assert [x["score"] for x in spread(c, 4.0, 5.0, 2)] == [0.8, 0.9]
