@@ -38,7 +38,10 @@ def row(r: dict) -> str:
     inside = 0.9 / x <= ratio <= 1 / x
     acc = accuracy(r)
     refits = sum(1 for k in r["stages"] if k.startswith("refit"))
-    return (f"| 1/{x:g}{' (quick)' if r['quick'] else ''} | {r['strategy']} | {r['seed']} | {b['spec_summary'].split(' inner ')[0]} | {ffns(b['spec'])} | "
+    from edgebert.arch import ArchSpec
+
+    winner = ArchSpec.from_dict(b["spec"]).summary()  # the FFN column carries the inner sizes
+    return (f"| 1/{x:g}{' (quick)' if r['quick'] else ''} | {r['strategy']} | {r['seed']} | {winner} | {ffns(b['spec'])} | "
             f"{b['predicted_ms']:.2f} | {b['measured_ms']:.2f} / {b['bert_base_measured_ms']:.1f} | "
             f"1/{1 / ratio:.1f} = {ratio * x:.0%} of budget ({'inside' if inside else 'outside'} [0.9/X, 1/X]) | "
             f"{refits} | {acc:.2%} | {r['trials']} ({r['evaluated']}) | {r['seconds'] / 60:.1f} |")
