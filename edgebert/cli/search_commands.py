@@ -54,7 +54,8 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     def human(r):
         b = r["best"]
-        lines = [f"budget {r['budget_ms']:.2f} ms; best {b['spec_summary'] if 'spec_summary' in b else ''}".rstrip(),
+        lines = [f"budget {r['budget_ms']:.2f} ms (searched under {r['limit_ms']:.2f} ms predicted, as measured); "
+                 f"best {b['spec_summary']}",
                  f"  measured {b['measured_ms']:.2f} ms vs bert-base {b['bert_base_measured_ms']:.2f} ms "
                  f"({b['bert_base_measured_ms'] / b['measured_ms']:.1f}x faster), predicted {b['predicted_ms']:.2f} ms",
                  f"  dev {b['dev']}", f"  student saved in {b['student']} (edgebert export {b['student']} ...)",

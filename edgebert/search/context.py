@@ -93,6 +93,8 @@ class SearchContext:
     teacher_train: Any  # TeacherOutputs (logits) on train_enc
     order: UnitOrder
     mapping_kind: str = "uniform"
+    # The predicted ms that measures as the whole budget (progressive.use_calibration); stages search under it.
+    limit_ms: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -180,6 +182,7 @@ def build_context(cfg: SearchConfig, *, progress: bool = True) -> SearchContext:
     order = _teacher_order(teacher.model, train_enc, cfg.seed)
     ctx = SearchContext(cfg, task, teacher, Limits.of(teacher.spec), table, budget, bert, train_enc, heldout_enc,
                         teacher_train, order)
+    ctx.limit_ms = budget
     ctx.timings["context_s"] = round(time.perf_counter() - t0, 1)
     return ctx
 

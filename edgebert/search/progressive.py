@@ -10,7 +10,10 @@ held-out score (maximise) and predicted latency (minimise).
 - *The budget is respected before anything trains*: a proposed point's latency
   is predicted from the device's table at once; an infeasible point is told to
   the study with its constraint violation (so the sampler learns where the
-  budget lies) and never trained.
+  budget lies) and never trained. The limit is the budget *as measured*: before
+  the first stage a few teacher-shaped backbones near the budget are timed
+  beside bert-base (`verify.calibrate_budget`), and the stages search under the
+  predicted latency that measures as the whole budget.
 - *Sampler*: NSGA-II (Deb et al. 2002). Every parameter is a categorical with a
   fixed list of choices (layer slots for expressions), the search is
   multi-objective (score against latency: the result is a Pareto front), and
@@ -154,15 +157,15 @@ def run_trials(ctx: SearchContext, study, stage: Stage, evaluate: Callable[[Arch
                *, window: tuple[float, float] | None = None, progress: bool = True) -> None:
     """Ask/tell until `target` candidates of this stage have been evaluated (by any worker).
 
-    A point is feasible when its predicted latency lies in `window` (low, high) ms:
-    by default (0, the budget); the refit stage narrows it to where measurement
-    says the budget's last tenth lies."""
+    A point is feasible when its predicted latency lies in `window` (low, high) ms: by default
+    (0, `ctx.limit_ms`), the budget in predicted ms as measurement placed it; the refit stage
+    narrows it to where measurement says the budget's last tenth lies."""
     from tqdm import tqdm
 
     from optuna.trial import TrialState
 
     cfg = ctx.cfg
-    low, high = window or (0.0, ctx.budget_ms)
+    low, high = window or (0.0, ctx.limit_ms)
     bar = tqdm(total=target, initial=min(len(evaluated(study)), target), desc=stage.name, unit="cand",
                disable=not progress, file=sys.stderr)
     asks = 0
@@ -347,7 +350,7 @@ class JointRandomStage(Stage):
 def prepare_stage(ctx: SearchContext, name: str, state: dict, *, progress: bool) -> None:
     """Coordinator-only work before a stage's trials: the backbone's window, the supernet and its warm-up."""
     if name == "backbone" and "backbone" not in state.setdefault("windows", {}):
-        window = (BACKBONE_FLOOR * ctx.budget_ms, ctx.budget_ms)
+        window = (BACKBONE_FLOOR * ctx.limit_ms, ctx.limit_ms)
         room = window_capacity(ctx, BackboneStage(ctx.limits), window, seed=ctx.cfg.seed)
         # A budget near the cheapest corner may leave too few backbones above the floor to search.
         state["windows"]["backbone"] = list(window) if room >= 2 * ctx.cfg.trials else None
@@ -390,7 +393,7 @@ def run_stage(ctx: SearchContext, name: str, state: dict, storage, *, progress: 
     bad = [w.returncode for w in workers if w.returncode]
     if bad:
         raise EdgebertError(f"{len(bad)} search worker(s) failed in the {name} stage (exit {bad[0]}); rerun to resume")
-    floor = cfg.min_budget_use * ctx.budget_ms if name in ("dimensions", "random") else 0.0
+    floor = cfg.min_budget_use * ctx.limit_ms if name in ("dimensions", "random") else 0.0
     if name.startswith("refit"):
         floor = state["refits"][name]["window_ms"][0]
     state["stages"][name] = {"done": True, **best_of(study, floor)}
@@ -409,7 +412,7 @@ def warm_start(ctx: SearchContext, study, stage: Stage, state: dict, window: tup
       trial with the score it already has; a new expression must beat it on the same proxy.
     - dimensions: the structure's winner at its own sizes is the first point the supernet scores.
     Refit stages start cold: their window is narrow and their sampler should spread over it."""
-    low, high = window or (0.0, ctx.budget_ms)
+    low, high = window or (0.0, ctx.limit_ms)
     if isinstance(stage, BackboneStage):
         best_per_depth: dict[int, tuple[float, dict]] = {}
         for params in stage.teacher_shaped():
@@ -450,6 +453,11 @@ def carry(cfg: SearchConfig, study, stage: Stage, params: dict[str, Any], incumb
         constraints={"latency_outside_budget_ms": 0.0}))
 
 
+def use_calibration(ctx: SearchContext, state: dict) -> None:
+    """Search under the predicted latency measurement says uses the whole budget (verify.calibrate_budget)."""
+    ctx.limit_ms = state.get("calibration", {}).get("limit_ms", ctx.budget_ms)
+
+
 def _start_worker(cfg: SearchConfig, stage: str, index: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "edgebert.search.worker", str(cfg.out_path / CONFIG_FILE), stage,
                              str(index)], stdout=subprocess.DEVNULL)
@@ -461,6 +469,7 @@ def worker_main(config_path: str, stage_name: str, index: int) -> int:
     _share_threads(cfg)
     ctx = build_context(cfg, progress=False)
     state = load_state(cfg)
+    use_calibration(ctx, state)
     storage = storage_for(cfg)
     study = open_study(cfg, stage_name, storage, worker=index)
     stage, evaluate, target = stage_for(ctx, stage_name, state)
@@ -502,6 +511,14 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
     save_state(cfg, state)
     bert = f" (bert-base predicted {ctx.bert_base_ms:.1f} ms)" if ctx.bert_base_ms else ""
     say(f"budget {ctx.budget_ms:.2f} ms on {ctx.table.name}{bert}")
+    if "calibration" not in state and not state["stages"]:  # before anything trains (older runs: none)
+        from edgebert.search.verify import calibrate_budget
+
+        say("measuring teacher-shaped backbones near the budget beside bert-base (where does the budget lie?)")
+        state["calibration"] = calibrate_budget(ctx)
+        save_state(cfg, state)
+    use_calibration(ctx, state)
+    say(f"searching under {ctx.limit_ms:.2f} ms predicted (measurement puts the budget there)")
     studies = []
     for name in stage_names(cfg):
         studies.append(run_stage(ctx, name, state, storage, progress=progress))
@@ -525,6 +542,8 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
     return {
         "out": str(cfg.out_path),
         "budget_ms": ctx.budget_ms,
+        "limit_ms": ctx.limit_ms,
+        "calibration": state.get("calibration"),
         "strategy": cfg.strategy,
         "best": {**best, "dev": state["final"]["dev"], "student": state["final"]["out"],
                  "held_out_score": best.get("score"), "spec_summary": ArchSpec.from_dict(best["spec"]).summary()},
@@ -565,7 +584,7 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
         k = passes[-1]["calibration"]  # the latest window's measured/predicted share (reported)
         if k is None:  # the last refit measured nothing
             break
-        window = state["refits"].get(name, {}).get("window_ms") or aim(everything, ctx.budget_ms, cfg.min_budget_use)
+        window = state["refits"].get(name, {}).get("window_ms") or aim(everything, cfg.min_budget_use)
         room = window_capacity(ctx, DimensionStage(structure, ctx.limits), window, seed=cfg.seed + attempt)
         say(f"the best fitting candidate uses {best['budget_use']:.0%} of the budget measured (measured/predicted "
             f"{k:.3f}); {name}: the dimensions in {window[0]:.2f}-{window[1]:.2f} ms predicted ({room} points there)")
@@ -610,7 +629,8 @@ def _plot_pareto(front: list[dict], study, ctx: SearchContext, path: Path) -> No
         ax.scatter(*zip(*allp), s=12, c="0.6", label="candidates")
     if front:
         ax.plot([p["predicted_ms"] for p in front], [p["score"] for p in front], "o-", c="C0", label="Pareto front")
-    ax.axvline(ctx.budget_ms, c="C3", ls="--", label=f"budget {ctx.budget_ms:.1f} ms")
+    ax.axvline(ctx.limit_ms, c="C3", ls="--",
+               label=f"budget {ctx.budget_ms:.1f} ms (measured: {ctx.limit_ms:.1f} ms predicted)")
     ax.set(xlabel="predicted latency (ms)", ylabel=f"held-out {ctx.metric}", title="edgebert search")
     ax.legend(loc="lower right")
     fig.tight_layout()
