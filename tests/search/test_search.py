@@ -197,8 +197,8 @@ def test_bad_inputs_get_one_line(tiny_teacher, tiny_glue, tiny_table, tmp_path):
 
 
 class _Timed:
-    def __init__(self, ms):
-        self.median_ms, self.normalised = ms, None
+    def __init__(self, ms, windows=None):
+        self.median_ms, self.normalised, self.window_median_ms = ms, None, windows or [ms]
 
 
 class _Report(dict):
@@ -213,7 +213,7 @@ def test_a_winner_leaving_budget_unused_is_refitted_into_the_last_tenth(tiny_con
 
     calls = []
 
-    def biased(ctx, specs, *, runs=20):
+    def biased(ctx, specs, **_):
         # The machine sped up after the calibration (first call: the table was right), as it does here.
         share = 0.75 if calls else 1.0
         calls.append(len(specs))
@@ -238,7 +238,7 @@ def test_a_winner_leaving_budget_unused_is_refitted_into_the_last_tenth(tiny_con
 
 def test_calibration_moves_the_budget_to_where_measurement_puts_it(ctx, monkeypatch):
     """Teacher-shaped backbones near the budget, one per depth, measured at `share` x predicted:
-    the search limit is the predicted ms that measures as the whole budget, held within 0.75-1.33x."""
+    the search limit is the budget over the median measured/predicted share, held within 0.75-1.33x."""
     from edgebert.search import verify as verify_mod
     from edgebert.search.verify import calibrate_budget, calibration_points
 
@@ -247,12 +247,18 @@ def test_calibration_moves_the_budget_to_where_measurement_puts_it(ctx, monkeypa
     shaped = {BackboneStage(ctx.limits).to_spec(p).key() for p in BackboneStage(ctx.limits).teacher_shaped()}
     assert all(p.key() in shaped and 0.75 * BUDGET <= ctx.latency(p) <= 1.33 * BUDGET for p in points)
     for share, limit in ((0.9, BUDGET / 0.9), (1.1, BUDGET / 1.1), (0.5, 1.33 * BUDGET), (2.0, 0.75 * BUDGET)):
-        monkeypatch.setattr(verify_mod, "measure_candidates", lambda ctx, specs, runs=20, share=share: _Report(
+        monkeypatch.setattr(verify_mod, "measure_candidates", lambda ctx, specs, share=share, **_: _Report(
             {f"candidate{i}": _Timed(share * ctx.latency(s)) for i, s in enumerate(specs, start=1)}))
         result = calibrate_budget(ctx)
         assert result["limit_ms"] == pytest.approx(limit)
         assert [r["budget_use"] for r in result["measured"]] == pytest.approx(
             [share * ctx.latency(p) / BUDGET for p in points])
+    # Beside a reference over several windows, a candidate's ratio is the median of each window's.
+    monkeypatch.setattr(ctx.cfg, "compare_with", "bert-base")
+    monkeypatch.setattr(verify_mod, "measure_candidates", lambda ctx, specs, **_: _Report(
+        reference=_Timed(150.0, [100.0, 200.0, 100.0]), candidate1=_Timed(11.0, [10.0, 10.0, 12.0])))
+    (row,) = verify_mod.measure_rows(ctx, [{"spec": points[0].to_dict(), "predicted_ms": 1.0}], windows=3)
+    assert row["ratio_to_bert_base"] == pytest.approx(0.1)  # of 0.1, 0.05 and 0.12
 
 
 def test_choose_prefers_fitting_candidates_that_use_the_budget():
