@@ -17,6 +17,14 @@ When W2's input is narrower than inner (a binary op mixed inner and hidden
 widths), half of the sub-layer is priced at W2's real width (W1 and W2 carry
 equal FLOPs in the standard sub-layer).
 
+Attention and sub-layer come out of *differences* of whole-layer entries, each
+a few per cent noisy, so they are read from fits rather than raw cells: the
+attention entries of each hidden size are fitted as c0 + c1·(heads x head size)
++ c2·heads (table.py, `fitted`; 15 cells, 3 terms), and the extra sub-layer
+(ffn_stack - reference layer) as c0 + c1·h + c2·h·ref_inner(h) over every
+profiled hidden size. Two independent profiles of this machine then predict
+whole models 5 % apart (median) instead of 16 %.
+
 The sum is canary-normalised; a calibration of two parameters fitted at
 profile time on whole zoo models (`normalised = a * sum + b`) absorbs what the
 parts miss (cache effects between units, the run's fixed cost), and the
@@ -30,8 +38,14 @@ from dataclasses import dataclass, field
 from edgebert import mlp
 from edgebert.arch import ArchSpec, LayerSpec
 from edgebert.errors import EdgebertError
-from edgebert.latency.units import HS_REF, NH_REF, NO_ACTIVATION, SLICE
+from edgebert.latency.units import HS_REF, NH_REF, NO_ACTIVATION, SLICE, ref_inner
 from edgebert.latency.table import LatencyTable
+
+
+# 2: attention entries fitted per hidden size, the extra FFN sub-layer fitted over hidden sizes
+# (tables calibrated by version 1 are refitted on load from their stored measurements).
+PREDICTOR_VERSION = 2
+SUBLAYER_FIT_MIN = 4  # profiled hidden sizes needed to fit the extra sub-layer (3 terms) over them
 
 
 @dataclass
@@ -59,6 +73,7 @@ class _Pricer:
     def __init__(self, table: LatencyTable, seq: int, batch: int):
         self.table, self.seq, self.batch = table, seq, batch
         self.extrapolated: set[str] = set()
+        self._sub_fit = None  # coefficients of _sublayer's fit; False: too few hidden sizes to fit
 
     def __call__(self, unit: str, variant: str | None, **key) -> float:
         cost, outside = self.table.lookup(unit, variant, key, seq=self.seq, batch=self.batch)
@@ -73,8 +88,27 @@ class _Pricer:
         """(reference attention, one more FFN sub-layer) at this hidden size: the parts of the
         reference layer, from a layer with one and a layer with two FFN sub-layers."""
         ref = self("mha", None, hidden=hidden, heads=NH_REF, head_size=HS_REF)
-        sub = self("ffn_stack", None, hidden=hidden) - ref
-        return ref - sub, sub
+        return ref - self._sublayer(hidden), self._sublayer(hidden)
+
+    def _sublayer(self, hidden: int) -> float:
+        """One reference FFN sub-layer (ffn_stack - reference layer), fitted over every profiled
+        hidden size as c0 + c1·h + c2·h·ref_inner(h) (its FLOPs and the residual/LayerNorm's):
+        a difference of two noisy whole-layer entries, it is multiplied by stack - 1 in a stacked layer."""
+        if self._sub_fit is None:
+            import numpy as np
+
+            hiddens = sorted(p["hidden"] for p in self.table.points("ffn_stack", None, seq=self.seq, batch=self.batch))
+            if len(hiddens) < SUBLAYER_FIT_MIN:  # too few to fit three terms with any averaging: measured
+                self._sub_fit = False
+            else:
+                subs = [self("ffn_stack", None, hidden=h) - self("mha", None, hidden=h, heads=NH_REF, head_size=HS_REF)
+                        for h in hiddens]
+                self._sub_fit = np.linalg.lstsq(np.array([_sub_features(h) for h in hiddens]), np.array(subs),
+                                                rcond=None)[0]
+        if self._sub_fit is False:
+            return self("ffn_stack", None, hidden=hidden) - self("mha", None, hidden=hidden, heads=NH_REF,
+                                                                  head_size=HS_REF)
+        return float(sum(c * f for c, f in zip(self._sub_fit, _sub_features(hidden))))
 
     def mha(self, hidden: int, layer: LayerSpec) -> float:
         _, sub = self._split(hidden)
@@ -104,6 +138,10 @@ class _Pricer:
         return cost
 
 
+def _sub_features(hidden: int) -> tuple[float, float, float]:
+    return 1.0, float(hidden), float(hidden * ref_inner(hidden))
+
+
 def predict(spec: ArchSpec, table: LatencyTable, *, seq_len: int | None = None, batch: int | None = None,
             calibrated: bool = True) -> Prediction:
     """Predicted latency of `spec` with a per-layer MHA/FFN breakdown (ms at the table's nominal speed)."""
@@ -119,7 +157,7 @@ def predict(spec: ArchSpec, table: LatencyTable, *, seq_len: int | None = None, 
         ffn = layer.stack * price.ffn_sublayer(spec.hidden, layer)
         layers.append({"layer": i, "mha": mha, "ffn": ffn})
     total = shell + sum(l["mha"] + l["ffn"] for l in layers)
-    cal = table.calibration if calibrated else {"a": 1.0, "b": 0.0}
+    cal = _calibration(table) if calibrated else {"a": 1.0, "b": 0.0}
     a, b = cal["a"], cal["b"]
     ms = table.nominal_canary_ms
     norm = a * total + b
@@ -130,6 +168,29 @@ def predict(spec: ArchSpec, table: LatencyTable, *, seq_len: int | None = None, 
         "layers": [{"layer": l["layer"], "mha_ms": a * l["mha"] * ms, "ffn_ms": a * l["ffn"] * ms} for l in layers],
     }
     return Prediction(norm * ms, norm, total * ms, breakdown, table.name, seq, batch, sorted(price.extrapolated))
+
+
+def calibrate(data: dict) -> dict:
+    """The calibration of a table's data ({"a", "b", "models", "models_done", "predictor"}): a and b
+    fitted on its measured zoo models (`calibration_measured`) against this predictor's sums."""
+    table = LatencyTable.from_dict(data)
+    models = [dict(m) for m in data.get("calibration_measured") or []]
+    sums = [raw_sum(ArchSpec.from_dict(m["spec"]), table, seq_len=m["seq"], batch=m["batch"]) for m in models]
+    fit = fit_calibration(sums, [m["measured"] for m in models])
+    for m, s in zip(models, sums):
+        m["sum"] = s
+        m["predicted"] = fit["a"] * s + fit["b"]
+        m["error_pct"] = 100.0 * (m["predicted"] - m["measured"]) / m["measured"]
+    return {**fit, "models": models, "models_done": True, "predictor": PREDICTOR_VERSION}
+
+
+def _calibration(table: LatencyTable) -> dict:
+    """The table's calibration; refitted (once per table object) on its stored measurements when an
+    older predictor fitted it, so that a and b always correct the sums they were fitted on."""
+    cal = table.calibration
+    if cal.get("predictor", 1) == PREDICTOR_VERSION or not table.data.get("calibration_measured"):
+        return cal
+    return table.cached("refitted_calibration", lambda: calibrate(table.data))
 
 
 def raw_sum(spec: ArchSpec, table: LatencyTable, *, seq_len: int, batch: int) -> float:

@@ -43,6 +43,7 @@ from edgebert.export import EXPORT_MODE, GRAPH_OPTIMIZATIONS, OPSET, cached_expo
 from edgebert.files import atomic_write_json, read_json
 from edgebert.latency.micro import export_micro
 from edgebert.latency.units import NO_ACTIVATION, UNITS, op_variants
+from edgebert.latency.predictor import calibrate
 from edgebert.latency.table import SCHEMA_VERSION, LatencyTable
 
 PRECISIONS = ("fp32", "int8")
@@ -326,7 +327,7 @@ def profile(
     canary_ms = [w["canary_ms"] for w in data["windows"] if w["canary_ms"]]
     data["canary"] = {"name": CANARY_NAME, "nominal_ms": stats.median(canary_ms)}
     data["empty_run_overhead_ms"] = stats.median([w["empty_ms"] for w in data["windows"] if w["empty_ms"]])
-    _fit(data)
+    data["calibration"] = calibrate(data)
     data["seconds"] = data.get("seconds", 0.0) + time.perf_counter() - t0
     table = LatencyTable.from_dict(data, out)
     table.save(out)
@@ -412,22 +413,6 @@ def _measure_calibration(runner, policy, precision, graph_opt, names, seq, batch
                                                                     warmup=2, runs=15, rounds=5, windows=3))
     return [{"model": n, "spec": specs[n].to_dict(), "seq": seq, "batch": batch,
              "measured": report[n].normalised, "median_ms": report[n].median_ms} for n in names]
-
-
-def _fit(data: dict) -> None:
-    """Fit the calibration on the measured zoo models against the table's uncalibrated sums."""
-    from edgebert.arch import ArchSpec
-    from edgebert.latency.predictor import fit_calibration, raw_sum
-
-    table = LatencyTable.from_dict(data)
-    models = data.get("calibration_measured") or []
-    sums = [raw_sum(ArchSpec.from_dict(m["spec"]), table, seq_len=m["seq"], batch=m["batch"]) for m in models]
-    fit = fit_calibration(sums, [m["measured"] for m in models])
-    for m, s in zip(models, sums):
-        m["sum"] = s
-        m["predicted"] = fit["a"] * s + fit["b"]
-        m["error_pct"] = 100.0 * (m["predicted"] - m["measured"]) / m["measured"]
-    data["calibration"] = {**fit, "models": models, "models_done": True}
 
 
 # --- progress ----------------------------------------------------------------------------------

@@ -138,8 +138,19 @@ class LatencyTable:
             for e in self.data["entries"]:
                 if e["unit"] == unit and e.get("variant") == variant and e["batch"] == batch:
                     cells[(e["seq"], *(e["key"][a] for a in axes))] = e["cost"]
-            self._index[k] = cells
+            self._index[k] = fitted(cells, UNITS[unit]) if UNITS[unit].features else cells
         return self._index[k]
+
+    def cached(self, key: str, make):
+        """A value derived from this table's data, computed once per table object."""
+        if key not in self._index:
+            self._index[key] = make()
+        return self._index[key]
+
+    def points(self, unit: str, variant: str | None, *, seq: int, batch: int) -> list[dict]:
+        """The grid keys profiled for one unit/variant at (seq, batch)."""
+        axes = UNITS[unit].axes
+        return [dict(zip(axes, point[1:])) for point in self._grid(unit, variant, batch) if point[0] == seq]
 
     def lookup(self, unit: str, variant: str | None, key: dict, *, seq: int, batch: int) -> tuple[float, list[str]]:
         """Interpolated canary-normalised cost, and the axes on which the query lies outside the grid."""
@@ -180,6 +191,27 @@ class LatencyTable:
                 w *= wi
             total += w * cells[point]
         return total, outside
+
+
+def fitted(cells: dict[tuple, float], unit) -> dict[tuple, float]:
+    """`cells` ({(seq, *axis values): cost}) with each group (same seq and `unit.fit_within` values)
+    replaced by its least-squares fit on `unit.features`; a group with no more cells than features
+    keeps its measured costs."""
+    import numpy as np
+
+    axes = ("seq", *unit.axes)
+    groups: dict[tuple, list[tuple]] = {}
+    for point in cells:
+        key = dict(zip(axes, point))
+        groups.setdefault(tuple(key[a] for a in ("seq", *unit.fit_within)), []).append(point)
+    out = dict(cells)
+    for points in groups.values():
+        x = np.array([unit.features(dict(zip(axes, p))) for p in points])
+        if len(points) <= x.shape[1]:
+            continue
+        coef, *_ = np.linalg.lstsq(x, np.array([cells[p] for p in points]), rcond=None)
+        out.update({p: float(row @ coef) for p, row in zip(points, x)})
+    return out
 
 
 def _bracket(grid: list, q) -> tuple[Any, Any, bool]:

@@ -25,6 +25,10 @@ class Unit:
     chain: tuple[int, ...]  # (k,) priced whole, or (k1, k2) priced by difference
     flops: Callable[[str | None, dict, int, int], float]  # (variant, key, seq, batch) -> FLOPs: the
     # interpolation coordinate (cost is close to linear in it between grid points)
+    # Optional: the entries sharing seq and the `fit_within` axes are replaced by their least-squares
+    # fit on `features(key)` before lookup (table.py, `fitted`), for units whose entries the predictor differences.
+    fit_within: tuple[str, ...] = ()
+    features: Callable[[dict], tuple[float, ...]] | None = None
 
 UNITS: dict[str, Unit] = {}
 
@@ -87,7 +91,17 @@ def _op_flops(variant, key, seq, batch):
 
 
 register_unit(Unit("shell", ("hidden", "embedding_size"), (1,), _shell_flops))
-register_unit(Unit("mha", ("hidden", "heads", "head_size"), (1, 3), _mha_flops))
+def _mha_features(key: dict) -> tuple[float, ...]:
+    """At one hidden size a layer's attention runs 8·T·h·A + 4·S²·A FLOPs (A = heads x head size,
+    linear in A) plus per-head work (reshapes, a softmax per head): cost ~ c0 + c1·A + c2·heads."""
+    return 1.0, float(key["heads"] * key["head_size"]), float(key["heads"])
+
+
+# The predictor takes a layer's attention as mha(layer) minus one FFN sub-layer, and a sub-layer
+# as ffn(...) minus the reference attention: differences of whole-layer entries, each ~4 % noisy,
+# which made two profiles of this machine disagree by 16 % (median) on whole models. Fitted per
+# hidden size over the 15 (heads, head size) cells, they disagreed by 7 %.
+register_unit(Unit("mha", ("hidden", "heads", "head_size"), (1, 3), _mha_flops, ("hidden",), _mha_features))
 register_unit(Unit("ffn", ("hidden", "inner"), (1, 3), _ffn_flops))
 register_unit(Unit("ffn_stack", ("hidden",), (1, 3), _ffn_stack_flops))
 register_unit(Unit("ffn_act", ("inner",), (1, 3), _ffn_act_flops))

@@ -18,18 +18,19 @@ def true_cost(unit, variant, key, seq=128, batch=1) -> float:
     return VARIANT_SCALE.get(variant, 1.0) * (ALPHA[unit] * unit_flops(unit, variant, key, seq, batch) + BETA[unit])
 
 
-def grid() -> Grid:
-    return Grid(name="synthetic", hidden=[128, 256, 512], heads=[1, 4, 8], head_size=[32, 64], inner=[32, 64, 256, 1024, 2048],
+def grid(hidden: tuple[int, ...] = (128, 256, 512)) -> Grid:
+    return Grid(name="synthetic", hidden=list(hidden), heads=[1, 4, 8], head_size=[32, 64], inner=[32, 64, 256, 1024, 2048],
                 embedding_sizes=[64, 128], act_widths=[32, 256, 1024], op_widths=[32, 256, 1024], calibration=[])
 
 
-def table(**overrides) -> LatencyTable:
+def table(hidden: tuple[int, ...] = (128, 256, 512), noise=None, **overrides) -> LatencyTable:
+    """The synthetic table; `noise(unit, key)` -> a factor applied to an entry's true cost."""
     policy = TimingPolicy()
     settings = {"threads": policy.threads, "precision": "fp32", "spinning": policy.spinning, "seq_lens": [128],
                 "batch": 1, "graph_optimization": "none", "grid": {}}
     entries = [{"id": entry_id(u, v, k, 128, 1), "unit": u, "variant": v, "key": k, "seq": 128, "batch": 1,
-                "cost": true_cost(u, v, k), "spread": 0.0, "runs": 1}
-               for u, v, k in grid().entries()]
+                "cost": true_cost(u, v, k) * (noise(u, k) if noise else 1.0), "spread": 0.0, "runs": 1}
+               for u, v, k in grid(hidden).entries()]
     data = {"schema_version": SCHEMA_VERSION, "device": fingerprint(policy.threads, "fp32", policy.spinning),
             "settings": settings, "canary": {"name": "canary-v1", "nominal_ms": 2.0},
             "calibration": {"a": 1.0, "b": 0.0, "models": []}, "entries": entries, **overrides}
