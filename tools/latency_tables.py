@@ -72,8 +72,9 @@ def readme_tables(rows: list[dict]) -> None:
                      f"{r['max_abs_pct']:.1f} | {r['spearman']:.3f} | {b['latency_ms']:.1f} "
                      f"({b['ffn_ms']:.1f} / {b['mha_ms']:.1f} = {b['ffn_over_mha']:.2f}x) |")
     fp = LatencyTable.load(SHIPPED / rows[0]["table"], check_device=False).device
-    lines.append(f"\nDevice: {describe(fp)}. `python tools/latency_tables.py ship` (validation: "
-                 f"`edgebert validate-table TABLE --samples 50`; plots in `tools/results/validate-*.png`).")
+    lines.append(f"\nDevice: {describe(fp)}. Profiled by `python tools/latency_tables.py ship`; validated "
+                 f"afresh with predictor v2 by `python tools/latency_tables.py revalidate` (`edgebert validate-table "
+                 f"TABLE --samples 50`, unchosen seeds; plots in `tools/results/validate-*.png`).")
     replace_section("latency_tables", "\n".join(lines))
 
 
