@@ -88,7 +88,11 @@ class _Pricer:
         """(reference attention, one more FFN sub-layer) at this hidden size: the parts of the
         reference layer, from a layer with one and a layer with two FFN sub-layers."""
         ref = self("mha", None, hidden=hidden, heads=NH_REF, head_size=HS_REF)
-        return ref - self._sublayer(hidden), self._sublayer(hidden)
+        sub = self._sublayer(hidden)
+        return ref - sub, sub
+
+    def _measured_sublayer(self, hidden: int) -> float:
+        return self("ffn_stack", None, hidden=hidden) - self("mha", None, hidden=hidden, heads=NH_REF, head_size=HS_REF)
 
     def _sublayer(self, hidden: int) -> float:
         """One reference FFN sub-layer (ffn_stack - reference layer), fitted over every profiled
@@ -101,13 +105,11 @@ class _Pricer:
             if len(hiddens) < SUBLAYER_FIT_MIN:  # too few to fit three terms with any averaging: measured
                 self._sub_fit = False
             else:
-                subs = [self("ffn_stack", None, hidden=h) - self("mha", None, hidden=h, heads=NH_REF, head_size=HS_REF)
-                        for h in hiddens]
+                subs = [self._measured_sublayer(h) for h in hiddens]
                 self._sub_fit = np.linalg.lstsq(np.array([_sub_features(h) for h in hiddens]), np.array(subs),
                                                 rcond=None)[0]
         if self._sub_fit is False:
-            return self("ffn_stack", None, hidden=hidden) - self("mha", None, hidden=hidden, heads=NH_REF,
-                                                                  head_size=HS_REF)
+            return self._measured_sublayer(hidden)
         return float(sum(c * f for c, f in zip(self._sub_fit, _sub_features(hidden))))
 
     def mha(self, hidden: int, layer: LayerSpec) -> float:

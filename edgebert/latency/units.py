@@ -90,17 +90,18 @@ def _op_flops(variant, key, seq, batch):
     return float(seq * batch * key["width"])
 
 
-register_unit(Unit("shell", ("hidden", "embedding_size"), (1,), _shell_flops))
 def _mha_features(key: dict) -> tuple[float, ...]:
     """At one hidden size a layer's attention runs 8·T·h·A + 4·S²·A FLOPs (A = heads x head size,
     linear in A) plus per-head work (reshapes, a softmax per head): cost ~ c0 + c1·A + c2·heads."""
     return 1.0, float(key["heads"] * key["head_size"]), float(key["heads"])
 
 
+register_unit(Unit("shell", ("hidden", "embedding_size"), (1,), _shell_flops))
 # The predictor takes a layer's attention as mha(layer) minus one FFN sub-layer, and a sub-layer
 # as ffn(...) minus the reference attention: differences of whole-layer entries, each ~4 % noisy,
-# which made two profiles of this machine disagree by 16 % (median) on whole models. Fitted per
-# hidden size over the 15 (heads, head size) cells, they disagreed by 7 %.
+# which made two profiles of this machine disagree by 16 % (median) on whole models. With the mha
+# cells fitted per hidden size (15 cells, 3 terms) and the sub-layer fitted over hidden sizes
+# (predictor.py), they disagreed by 5 %.
 register_unit(Unit("mha", ("hidden", "heads", "head_size"), (1, 3), _mha_flops, ("hidden",), _mha_features))
 register_unit(Unit("ffn", ("hidden", "inner"), (1, 3), _ffn_flops))
 register_unit(Unit("ffn_stack", ("hidden",), (1, 3), _ffn_stack_flops))

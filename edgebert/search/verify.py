@@ -40,7 +40,7 @@ from edgebert.search.context import SearchContext
 ROUNDS = 4
 SHRINK = 0.95  # each fallback round looks at candidates predicted this much faster
 # One window's evidence may move the budget's predicted edge at most this far: measured shares of
-# predicted have ranged 0.72-1.0 on this machine, and verification checks whatever the limit admits.
+# predicted have ranged 0.72-1.11 on this machine, and verification checks whatever the limit admits.
 CALIBRATION_RANGE = (0.75, 1.33)
 # The same model's measured share moves by up to ~10 % between windows (hand-baseline records): the
 # calibration measures more points, in several windows, and takes medians.
