@@ -44,15 +44,22 @@ def make(threads: int, precision: str, seq: int, samples: int, seed: int | None)
     cmd = f"edgebert profile --threads {threads} --precision {precision} --seq-len {seq} --out latency_tables/{out.name}"
     made = profile(threads=threads, precision=precision, seq_lens=[seq], out=out, command=cmd)
     print(f"profiled {out.name}: {made['entries']} entries in {made['seconds']:.0f} s")
-    report = validate_table(out, samples=samples, seed=seed, plot=RESULTS / f"validate-{out.stem}.png")
-    table = LatencyTable.load(out, check_device=False)
+    summary = validate_and_record(out, samples, seed)
+    print(json.dumps(summary))
+    return {"table": out.name, "profile_seconds": made["seconds"], **summary}
+
+
+def validate_and_record(path: Path, samples: int, seed: int | None) -> dict:
+    """Validate a table; its summary goes into the table's "validation" field, the rows and the
+    scatter plot to tools/results/validate-<table>.*."""
+    report = validate_table(path, samples=samples, seed=seed, plot=RESULTS / f"validate-{path.stem}.png")
+    table = LatencyTable.load(path, check_device=False)
     summary = {k: report[k] for k in ("samples", "seed", "within_5pct", "within_10pct", "mean_abs_pct", "max_abs_pct",
                                       "spearman")}
     table.data["validation"] = summary
-    table.save(out)
-    atomic_write_json(RESULTS / f"validate-{out.stem}.json", report)
-    print(json.dumps(summary))
-    return {"table": out.name, "profile_seconds": made["seconds"], **summary}
+    table.save(path)
+    atomic_write_json(RESULTS / f"validate-{path.stem}.json", report)
+    return summary
 
 
 def breakdown(table_path: Path) -> dict:
@@ -102,13 +109,7 @@ def cmd_revalidate(args) -> None:
         table = LatencyTable.load(path, check_device=False)
         table.data["calibration"] = calibrate(table.data)
         table.save(path)
-        report = validate_table(path, samples=args.samples, seed=args.seed, plot=RESULTS / f"validate-{path.stem}.png")
-        summary = {k: report[k] for k in ("samples", "seed", "within_5pct", "within_10pct", "mean_abs_pct",
-                                          "max_abs_pct", "spearman")}
-        table = LatencyTable.load(path, check_device=False)
-        table.data["validation"] = summary
-        table.save(path)
-        atomic_write_json(RESULTS / f"validate-{path.stem}.json", report)
+        summary = validate_and_record(path, args.samples, args.seed)
         rows[name] = {**row, **summary}
         atomic_write_json(store, sorted(rows.values(), key=lambda r: r["table"]))
         readme_tables(sorted(rows.values(), key=lambda r: r["table"]))
