@@ -6,7 +6,8 @@
 The family (fixed, as a practitioner would draw it): layers in {2, 3, 4, 6}, one hidden
 size from the grid with heads of the teacher's head size (32), the standard GELU FFN with
 inner 2x or 4x hidden. Its members predicted within 0.7-1.3 of the budget are measured
-beside bert-base in one interleaved window; those measured inside [0.9/X, 1/X] are scored
+beside bert-base as the search's candidates are (`verify.measure_rows`: three interleaved
+windows, each member's median window); those measured inside [0.9/X, 1/X] are scored
 by the search's own held-out proxy (extraction, short KD, held-out split of the training
 data: never the dev set), and the best is distilled by the search's final recipe
 (`verify.final_distill`: the same warm-up and task KD, the same steps and minutes) and
@@ -58,7 +59,7 @@ def main() -> None:
 
     from edgebert.files import atomic_write_json
     from edgebert.search.context import SearchConfig, build_context
-    from edgebert.search.verify import final_distill, measure_candidates
+    from edgebert.search.verify import final_distill, measure_rows
 
     for x in args.speedup:
         for seed in args.seeds:
@@ -72,12 +73,8 @@ def main() -> None:
             if not near:
                 print(f"1/{x:g}: no member of the family is predicted within 0.7-1.3 of {ctx.budget_ms:.2f} ms")
                 continue
-            rep = measure_candidates(ctx, [s for s, _ in near])
-            bert = rep["reference"].median_ms
-            measured = [{"spec": s.to_dict(), "summary": f"{s.summary()} inner {s.layers[0].inner}",
-                         "predicted_ms": p, "measured_ms": rep[f"candidate{i}"].median_ms,
-                         "budget_use": rep[f"candidate{i}"].median_ms / bert * x}
-                        for i, (s, p) in enumerate(near, start=1)]
+            rows = measure_rows(ctx, [{"spec": s.to_dict(), "predicted_ms": p} for s, p in near])
+            measured = [{**r, "summary": f"{s.summary()} inner {s.layers[0].inner}"} for r, (s, _) in zip(rows, near)]
             inside = [m for m in measured if 0.9 <= m["budget_use"] <= 1.0]
             fitting = inside or sorted([m for m in measured if m["budget_use"] <= 1.0],
                                        key=lambda m: -m["budget_use"])[:1]
@@ -92,10 +89,10 @@ def main() -> None:
             for m in fitting:
                 m["score"] = ctx.proxy_score(ArchSpec.from_dict(m["spec"]))
             best = max(fitting, key=lambda m: m["score"])
-            final = final_distill(ctx, {**best, "bert_base_measured_ms": bert})
+            final = final_distill(ctx, best)
             record = {"speedup": x, "quick": args.quick, "seed": seed, "strategy": "hand", "environment": environment(),
                       "out": cfg.out, "budget_ms": ctx.budget_ms, "family_measured": measured,
-                      "best": {**best, "bert_base_measured_ms": bert, "dev": final["dev"], "student": final["out"],
+                      "best": {**best, "dev": final["dev"], "student": final["out"],
                                "spec_summary": best["summary"]},
                       "trials": len(fitting), "evaluated": len(fitting), "stages": {},
                       "seconds": round(time.perf_counter() - t0, 1)}

@@ -307,9 +307,11 @@ def profile(
         random.Random(p).shuffle(todo)
         for chunk in _chunks(todo, window_entries):
             workloads = [w for entry in chunk for w in _workloads_for(entry, precision, graph_opt)]
-            report = _measure_window(runner, workloads, policy, data, chunk)
+            w0 = time.perf_counter()
+            report, attempts = _measure_window(runner, workloads, policy, data, chunk)
             window = len(data["windows"])
-            data["windows"].append(_window_record(report, window))
+            data["windows"].append({**_window_record(report, window), "attempts": attempts,
+                                    "elapsed_s": time.perf_counter() - w0})
             for entry in chunk:
                 entry["measurements"].append({**_cost(entry, report), "window": window})
                 _settle(entry)
@@ -363,9 +365,11 @@ def _window_record(report, index: int) -> dict:
             "empty_ms": w.empty_median_ms}
 
 
-def _measure_window(runner, workloads, policy, data, chunk):
-    """One window; measured again while the canary says the machine is far below the profile's
-    first-window speed or an entry's spread is too wide (never because of a prediction)."""
+def _measure_window(runner, workloads, policy, data, chunk) -> tuple[Any, int]:
+    """One window and how many attempts it took: measured again while the canary says the machine
+    is far below the profile's first-window speed or an entry's spread is too wide (never because
+    of a prediction). The record keeps the attempts and the elapsed time (worker start, sessions
+    and every attempt): where a profile's minutes go."""
     p = TimingPolicy(threads=policy.threads, spinning=policy.spinning, warmup=3, runs=12, rounds=6)
     first = next((w["canary_ms"] for w in data["windows"] if w["canary_ms"]), None)
     best, best_spread = None, float("inf")
@@ -378,7 +382,7 @@ def _measure_window(runner, workloads, policy, data, chunk):
             best, best_spread = report, spread
         if not slow and spread <= MAX_SPREAD:
             break
-    return best or report
+    return best or report, attempt + 1
 
 
 FUSION_MARGIN = 0.03

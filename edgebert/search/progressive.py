@@ -37,8 +37,8 @@ held-out score (maximise) and predicted latency (minimise).
   racing to make it.
 
 Then verify-and-fallback: the top candidates under the budget are *measured*
-through the harness beside bert-base in one interleaved window (with no
-training running), the best one that truly fits wins, and it is distilled fully
+through the harness beside bert-base in three interleaved windows (with no
+training running; each candidate's median window counts), the best one that truly fits wins, and it is distilled fully
 by the distillation engine into `<out>/student`, ready for `edgebert export`.
 """
 
@@ -565,7 +565,7 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
 
     cfg = ctx.cfg
     if not state.get("verify_first"):
-        say("measuring the top candidates beside bert-base (one interleaved window)")
+        say("measuring the top candidates beside bert-base (three interleaved windows)")
         first = verify(ctx, study)
         if first["winner"] is None:
             raise EdgebertError(f"no candidate measured within the budget after {len(first['rounds'])} rounds; "

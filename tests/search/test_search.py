@@ -259,6 +259,9 @@ def test_calibration_moves_the_budget_to_where_measurement_puts_it(ctx, monkeypa
         reference=_Timed(150.0, [100.0, 200.0, 100.0]), candidate1=_Timed(11.0, [10.0, 10.0, 12.0])))
     (row,) = verify_mod.measure_rows(ctx, [{"spec": points[0].to_dict(), "predicted_ms": 1.0}], windows=3)
     assert row["ratio_to_bert_base"] == pytest.approx(0.1)  # of 0.1, 0.05 and 0.12
+    # ... and its figures are that median window's own interleaved pair.
+    assert (row["measured_ms"], row["bert_base_measured_ms"]) == (10.0, 100.0)
+    assert row["window_ratios"] == pytest.approx([0.1, 0.05, 0.12])
 
 
 def test_choose_prefers_fitting_candidates_that_use_the_budget():
