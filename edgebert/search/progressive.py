@@ -39,7 +39,8 @@ held-out score (maximise) and predicted latency (minimise).
 Then verify-and-fallback: the top candidates under the budget are *measured*
 through the harness beside bert-base in three interleaved windows (with no
 training running; each candidate's median window counts), the best one that truly fits wins, and it is distilled fully
-by the distillation engine into `<out>/student`, ready for `edgebert export`.
+by the distillation engine into `<out>/student`, ready for `edgebert export`, starting from its
+slice of the supernet (the weights its score came from; `inherited_start`).
 """
 
 from __future__ import annotations
@@ -280,15 +281,31 @@ def stage_for(ctx: SearchContext, name: str, state: dict) -> tuple[Stage, Callab
         pool = structure_pool(cfg)
         return StructureStage(ArchSpec.from_dict(state["stages"]["backbone"]["spec"]), pool), ctx.proxy_score, cfg.trials
     if name == "dimensions" or name.startswith("refit"):
-        from edgebert.search.supernet import Supernet
-
-        structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
-        stage = DimensionStage(structure, ctx.limits)
+        net = load_supernet(ctx, state)
+        stage = net.stage
         stage.name = name  # the refit stage keeps its own claims and study
-        net = Supernet.load(cfg.out_path / "supernet", stage, ctx.mapping(structure))
         target = 3 * cfg.trials if name == "dimensions" else state["refits"][name]["target"]
         return stage, lambda spec: net.score(spec, ctx.heldout_enc, ctx.task.name, ctx.metric), target
     raise ValueError(name)
+
+
+def load_supernet(ctx: SearchContext, state: dict):
+    """The warmed-up supernet over the structure stage's winner (prepare_stage made it)."""
+    from edgebert.search.supernet import Supernet
+
+    structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
+    return Supernet.load(ctx.cfg.out_path / "supernet", DimensionStage(structure, ctx.limits), ctx.mapping(structure))
+
+
+def inherited_start(ctx: SearchContext, state: dict, spec: ArchSpec) -> Path:
+    """The winner sliced from the supernet and saved as a model: where its final distillation
+    starts (the weights its proxy score came from; see Supernet.sub_model)."""
+    from edgebert.hub import save_model
+
+    folder = ctx.cfg.out_path / "inherited"
+    if not (folder / "config.json").is_file():
+        save_model(load_supernet(ctx, state).sub_model(spec), folder, trained_head=True)
+    return folder
 
 
 def window_of(name: str, state: dict) -> tuple[float, float] | None:
@@ -536,7 +553,11 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         from edgebert.search.verify import final_distill
 
         say(f"distilling the winner {ArchSpec.from_dict(best['spec']).summary()} fully")
-        state["final"] = final_distill(ctx, best, progress=progress)
+        # Random search scores each candidate from extraction; the progressive winner was scored
+        # as a slice of the supernet and starts from that slice.
+        init_from = inherited_start(ctx, state, ArchSpec.from_dict(best["spec"])) \
+            if cfg.strategy == "progressive" else None
+        state["final"] = final_distill(ctx, best, init_from=init_from, progress=progress)
         save_state(cfg, state)
     trials = sum(len(s.get_trials(deepcopy=False)) for s in studies)
     return {

@@ -3,6 +3,7 @@
     net = Supernet.build(teacher, stage, mapping, order)      # the largest point, extracted from the teacher
     net.warm_up(train_enc, teacher_logits, steps=300)           # KD, sandwich rule
     score = net.score(stage.to_spec(params), heldout_enc, task)  # a sub-network, sliced, no training
+    model = net.sub_model(stage.to_spec(params))               # standalone, to distil further
 
 The supernet is the structure stage's winner at its largest dimensions (every
 layer's widest inner size and deepest stack), extracted from the teacher, so the
@@ -18,6 +19,7 @@ weights (tests/test_modeling.py).
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -27,7 +29,7 @@ from edgebert.distill import KDLoss, LossWeights, StageConfig, extract_student
 from edgebert.distill.evaluate import metrics_of, predict
 from edgebert.distill.train import Stage, train
 from edgebert.importance import UnitOrder
-from edgebert.modeling import EdgeBertForSequenceClassification
+from edgebert.modeling import EdgeBertForSequenceClassification, extract_active
 from edgebert.search.space import DimensionStage
 
 SANDWICH_RANDOM = 2  # random sub-networks per step, besides the largest and the smallest
@@ -67,9 +69,22 @@ class Supernet:
 
     def score(self, spec: ArchSpec, heldout_enc, task: str, metric: str) -> float:
         """The sub-network's metric on held-out data, sliced from the shared weights."""
+        with self._active(spec):
+            return metrics_of(task, predict(self.model, heldout_enc), heldout_enc)[metric]
+
+    def sub_model(self, spec: ArchSpec) -> EdgeBertForSequenceClassification:
+        """A standalone model of the sub-network `spec`, its weights the supernet's slices: the
+        winner's start for final distillation (weight inheritance, as in AutoTinyBERT): the model
+        the proxy scored, where extraction from the teacher would leave every stacked sub-layer
+        beyond the first freshly initialised (extract.py) although the supernet had trained it."""
+        with self._active(spec):
+            return extract_active(self.model)
+
+    @contextmanager
+    def _active(self, spec: ArchSpec):
         self.model.set_active(spec)
         try:
-            return metrics_of(task, predict(self.model, heldout_enc), heldout_enc)[metric]
+            yield
         finally:
             self.model.set_active(None)
 

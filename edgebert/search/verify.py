@@ -27,6 +27,7 @@ predicted 4-6 % over the budget and measured inside it.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from edgebert import zoo
@@ -261,8 +262,10 @@ def merge(passes: list[dict], min_use: float) -> dict:
             "calibration": passes[0]["calibration"]}
 
 
-def final_distill(ctx: SearchContext, best: dict, *, progress: bool = True) -> dict[str, Any]:
-    """The winner, distilled by the distillation engine (warm-up KD, then task KD) into <out>/student."""
+def final_distill(ctx: SearchContext, best: dict, *, init_from: Path | None = None,
+                  progress: bool = True) -> dict[str, Any]:
+    """The winner, distilled by the distillation engine (warm-up KD, then task KD) into <out>/student:
+    from `init_from` (a saved model of the winner: the supernet's slice) or extracted from the teacher."""
     from edgebert.distill import DistillConfig, distill
     from edgebert.distill.run import checkpoint_dir, default_task_stage, default_warmup_stage
 
@@ -272,11 +275,13 @@ def final_distill(ctx: SearchContext, best: dict, *, progress: bool = True) -> d
     out = cfg.out_path / "student"
     minutes = cfg.final_minutes
     dc = DistillConfig(
-        student=str(spec_path), teacher=cfg.teacher, task=cfg.task, data=cfg.data, out=out, init="extract",
+        student=str(init_from or spec_path), teacher=cfg.teacher, task=cfg.task, data=cfg.data, out=out,
+        init="weights" if init_from else "extract",
         warmup=replace(default_warmup_stage(), epochs=2.0, max_minutes=0.25 * minutes),
         warmup_examples=20_000 if not cfg.quick else 4_000,
         task_stage=replace(default_task_stage(), epochs=2.0, max_minutes=0.75 * minutes),
         max_length=cfg.max_length, seed=cfg.seed, resume=(checkpoint_dir(out) / "checkpoint.pt").is_file(),
     )
     result = distill(dc, progress=progress)
-    return {k: result[k] for k in ("out", "dev", "teacher_dev", "retained", "seconds", "examples_per_s")}
+    return {"init": "supernet" if init_from else "extract",
+            **{k: result[k] for k in ("out", "dev", "teacher_dev", "retained", "seconds", "examples_per_s")}}
