@@ -9,8 +9,7 @@ Two proxies, as the search uses them:
   of KD, metric on the held-out split of the training data) over architectures drawn at
   random from the whole space (backbone, MLP expressions, dimensions) under the 1/X budget;
 - supernet: the dimension stage's proxy (a sub-network sliced from the warmed-up supernet,
-  no training) over dimension points of the structure the search chose; each is then
-  distilled from that slice, as the search's winner is (`Supernet.sub_model`). It needs a
+  no training) over dimension points of the structure the search chose. It needs a
   finished search in --search (default runs/search-sst2-20x-seed0, from
   `python tools/search_bench.py --speedup 20`).
 Each architecture is then distilled stand-alone by the search's final recipe
@@ -65,7 +64,6 @@ def main() -> None:
 
     from edgebert.arch import ArchSpec
     from edgebert.files import read_json
-    from edgebert.hub import save_model
     from edgebert.search.context import SearchConfig, build_context
     from edgebert.search.progressive import STATE_FILE, JointRandomStage, structure_pool
     from edgebert.search.space import DimensionStage
@@ -98,15 +96,9 @@ def main() -> None:
             score = proxy(spec)
             proxy_s = time.perf_counter() - t0
             one = replace(ctx, cfg=replace(cfg, out=str(args.out_root / f"{kind}-{i}")))
-            init_from = None
-            if kind == "supernet":  # as the search does: the winner starts from its slice of the supernet
-                init_from = one.cfg.out_path / "inherited"
-                if not (init_from / "config.json").is_file():
-                    save_model(net.sub_model(spec), init_from, trained_head=True)
-            final = final_distill(one, {"spec": spec.to_dict()}, init_from=init_from, progress=False)
+            final = final_distill(one, {"spec": spec.to_dict()}, progress=False)
             dev = final["dev"][ctx.metric]
             rows.append({"spec": spec.to_dict(), "summary": spec.summary(), "predicted_ms": ctx.latency(spec),
-                         "init": final["init"],
                          "proxy": score, "proxy_s": round(proxy_s, 1), "dev": dev,
                          "distill_min": round(final["seconds"] / 60, 1)})
             print(f"{kind} {i}: {spec.summary()} proxy {score:.4f} ({proxy_s:.0f} s) -> dev {dev:.4f}")
