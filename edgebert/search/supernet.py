@@ -73,10 +73,9 @@ class Supernet:
             return metrics_of(task, predict(self.model, heldout_enc), heldout_enc)[metric]
 
     def sub_model(self, spec: ArchSpec) -> EdgeBertForSequenceClassification:
-        """A standalone model of the sub-network `spec`, its weights the supernet's slices: the
-        winner's start for final distillation (weight inheritance, as in AutoTinyBERT): the model
-        the proxy scored, where extraction from the teacher would leave every stacked sub-layer
-        beyond the first freshly initialised (extract.py) although the supernet had trained it."""
+        """A standalone model of the sub-network `spec`, its weights the supernet's slices: the model
+        the proxy scored (weight inheritance, as AutoTinyBERT does; tools/inheritance_ab.py compares
+        it with a fresh extraction as the start of the final distillation)."""
         with self._active(spec):
             return extract_active(self.model)
 
