@@ -55,13 +55,13 @@ def accuracy(r: dict) -> float:
 # Earlier versions' runs, kept for comparison under tools/results/search/history/<tag>-<suffix>.json.
 EARLIER = {
     "uncalibrated": "progressive before budget calibration",
-    "extracted": "progressive, winner extracted, one-window verification",
+    "one-window": "progressive, verified in one window",
 }
 
 
 def earlier_records() -> list[dict]:
-    """Runs of earlier versions of the search (no budget calibration before the backbone stage;
-    the winner's final distillation starting from a fresh extraction rather than its supernet slice)."""
+    """Runs of earlier versions of the search: no budget calibration before the backbone stage;
+    candidates verified in one interleaved window rather than three."""
     return [{**json.loads(p.read_text()), "strategy": label}
             for suffix, label in EARLIER.items()
             for p in sorted((RESULTS / "search" / "history").glob(f"*-{suffix}.json"))]
