@@ -204,6 +204,21 @@ def test_an_unlike_student_takes_what_has_a_counterpart(teacher):
     assert 0 < ex.report()["copied_fraction"] < 1
 
 
+def test_a_stacked_sub_layer_the_teacher_lacks_starts_near_the_identity(teacher):
+    """Its W2 is zero and its LayerNorm carries the stream's scale: the stacked student's hidden
+    states start near the unstacked student's (random sub-layers put them ~100 % away)."""
+    base = shrink(zoo.get("minilm-l6-h384"), hidden=48, max_layers=2)
+    one = base.with_layers([replace(layer, inner=40, stack=1) for layer in base.layers])
+    three = base.with_layers([replace(layer, inner=40, stack=3) for layer in base.layers])
+    ex = extract_student(teacher, three, (2, 4))
+    assert "edgebert.layers.0.ffn.2.W2.weight" in ex.pass_through and not set(ex.pass_through) & set(ex.fresh)
+    assert not ex.model.edgebert.layers[1].ffn[1].W2.weight.any()
+    ids = torch.randint(1, 1000, (2, 12))
+    h1 = extract_student(teacher, one, (2, 4)).model(ids, output_hidden_states=True).hidden_states[-1]
+    h3 = ex.model(ids, output_hidden_states=True).hidden_states[-1]
+    assert (h3 - h1).norm() / h1.norm() < 0.5
+
+
 def test_a_student_wider_than_the_teacher_is_refused(teacher):
     wide = shrink(zoo.get("minilm-l6-h384"), hidden=80, max_layers=2)
     with pytest.raises(EdgebertError, match="wider than the teacher") as e:

@@ -46,13 +46,14 @@ class Extraction:
     inner_sources: list[torch.Tensor]  # per student layer, (I_s,) teacher FFN units of its sub-layer 0
     copied: list[str] = field(default_factory=list)  # parameter names taken from the teacher
     fresh: list[str] = field(default_factory=list)  # parameter names left at their fresh init
+    pass_through: list[str] = field(default_factory=list)  # set so an extra stacked sub-layer starts ~ identity
 
     def report(self) -> dict:
         numel = dict(self.model.named_parameters())
         copied = sum(numel[n].numel() for n in self.copied)
         total = sum(p.numel() for p in self.model.parameters())
         return {"copied_params": copied, "total_params": total, "copied_fraction": round(copied / total, 4),
-                "fresh": self.fresh}
+                "fresh": self.fresh, "pass_through": self.pass_through}
 
 
 def check_fits(teacher: ArchSpec, student: ArchSpec, mapping: Sequence[int]) -> None:
@@ -82,6 +83,27 @@ def donor_spec(teacher: ArchSpec, student: ArchSpec, mapping: Sequence[int]) -> 
         s, t = student.layers[j], teacher.layers[k - 1]
         layers.append(LayerSpec(heads=s.heads, head_size=s.head_size, inner=s.inner, ffn=t.ffn, stack=min(s.stack, t.stack)))
     return replace(teacher, hidden=student.hidden, layers=tuple(layers))
+
+
+def _pass_through_stack_layers(model, teacher: ArchSpec, student: ArchSpec, mapping: Sequence[int]) -> list[str]:
+    """Start every stacked FFN sub-layer the teacher lacks as (nearly) the identity, not as noise:
+    W2 = 0, so h -> LayerNorm(h + expr(h)) is LayerNorm(h) wherever W2 is the expression's outermost
+    operation; and that LayerNorm rescales by the residual stream's typical scale and offset (the
+    RMS of the sub-layer before's weight, the mean of its bias), so LayerNorm(h) ~ h. Fresh noise
+    there made stacked students distil worse than their supernet scores promised (the supernet
+    trains those sub-layers; tools/proxy_rank.py). Returns the names it set."""
+    params, named = dict(model.named_parameters()), []
+    with torch.no_grad():
+        for j, k in enumerate(mapping):
+            for s in range(teacher.layers[k - 1].stack, student.layers[j].stack):
+                here, before = f"edgebert.layers.{j}.ffn.{s}.", f"edgebert.layers.{j}.ffn.{s - 1}."
+                params[here + "W2.weight"].zero_()
+                params[here + "W2.bias"].zero_()
+                gain = params[before + "norm.weight"].pow(2).mean().sqrt()
+                params[here + "norm.weight"].fill_(float(gain))
+                params[here + "norm.bias"].fill_(float(params[before + "norm.bias"].mean()))
+                named += [here + n for n in ("W2.weight", "W2.bias", "norm.weight", "norm.bias")]
+    return named
 
 
 def extract_student(
@@ -128,6 +150,8 @@ def extract_student(
                 copied.append(name)
             else:
                 fresh.append(name)
+    pass_through = _pass_through_stack_layers(model, tspec, student, mapping)
+    fresh = [n for n in fresh if n not in pass_through]
     return Extraction(
         model=model.eval(),
         hidden_sources=order.hidden[: student.hidden].clone(),
@@ -135,4 +159,5 @@ def extract_student(
         inner_sources=[order.inner[k - 1][0][: student.layers[j].inner].clone() for j, k in enumerate(mapping)],
         copied=copied,
         fresh=fresh,
+        pass_through=pass_through,
     )
