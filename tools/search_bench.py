@@ -55,14 +55,11 @@ def accuracy(r: dict) -> float:
 # Earlier versions' runs, kept for comparison under tools/results/search/history/<tag>-<suffix>.json.
 EARLIER = {
     "uncalibrated": "progressive before budget calibration",
-    "one-window": "progressive, one-window verification, random stacked sub-layers",
 }
 
 
 def earlier_records() -> list[dict]:
-    """Runs of earlier versions of the search: no budget calibration before the backbone stage;
-    candidates verified in one interleaved window rather than three, and the winner's stacked
-    sub-layers beyond the first starting as noise at extraction (now as near-identities)."""
+    """Runs of an earlier version of the search (no budget calibration before the backbone stage)."""
     return [{**json.loads(p.read_text()), "strategy": label}
             for suffix, label in EARLIER.items()
             for p in sorted((RESULTS / "search" / "history").glob(f"*-{suffix}.json"))]

@@ -40,9 +40,8 @@ Then verify-and-fallback: the top candidates under the budget are *measured*
 through the harness beside bert-base in three interleaved windows (with no
 training running; each candidate's median window counts), the best one that truly fits wins, and it is distilled fully
 by the distillation engine into `<out>/student`, ready for `edgebert export`. It starts from a
-fresh extraction from the teacher, not from its slice of the supernet: on the three quick 1/10
-winners, starting from the slice gave 86.47 / 86.58 / 85.55 % against 85.89 / 87.16 / 87.96 %
-(`python tools/inheritance_ab.py`).
+fresh extraction from the teacher, not from its slice of the supernet: on the quick 1/10
+winners the slice did no better (`python tools/winner_start_ab.py`; README, "Search").
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class Supernet:
 
     def sub_model(self, spec: ArchSpec) -> EdgeBertForSequenceClassification:
         """A standalone model of the sub-network `spec`, its weights the supernet's slices: the model
-        the proxy scored (weight inheritance, as AutoTinyBERT does; tools/inheritance_ab.py compares
+        the proxy scored (weight inheritance, as AutoTinyBERT does; tools/winner_start_ab.py compares
         it with a fresh extraction as the start of the final distillation)."""
         with self._active(spec):
             return extract_active(self.model)
