@@ -38,10 +38,11 @@ held-out score (maximise) and predicted latency (minimise).
 
 Then verify-and-fallback: the top candidates under the budget are *measured*
 through the harness beside bert-base in three interleaved windows (with no
-training running; each candidate's median window counts), the best one that truly fits wins, and it is distilled fully
-by the distillation engine into `<out>/student`, ready for `edgebert export`. It starts from a
-fresh extraction from the teacher, not from its slice of the supernet: on the quick 1/10
-winners the slice did no better (`python tools/winner_start_ab.py`; README, "Search").
+training running; each candidate's median window counts), the best one that
+truly fits wins, and it is distilled fully by the distillation engine into
+`<out>/student`, ready for `edgebert export`. It starts from a fresh extraction
+from the teacher, not from its slice of the supernet: on the quick 1/10 winners
+the slice did no better (`python tools/winner_start_ab.py`; README, "Search").
 """
 
 from __future__ import annotations
