@@ -52,24 +52,20 @@ def accuracy(r: dict) -> float:
     return dev.get("accuracy", next(iter(dev.values())))
 
 
-# Earlier versions' runs, kept for comparison under tools/results/search/history/<tag>-<suffix>.json.
-EARLIER = {
-    "uncalibrated": "progressive before budget calibration",
-}
+UNCALIBRATED = "progressive before budget calibration"
 
 
-def earlier_records() -> list[dict]:
-    """Runs of an earlier version of the search (no budget calibration before the backbone stage)."""
-    return [{**json.loads(p.read_text()), "strategy": label}
-            for suffix, label in EARLIER.items()
-            for p in sorted((RESULTS / "search" / "history").glob(f"*-{suffix}.json"))]
+def uncalibrated_records() -> list[dict]:
+    """The previous version's runs (no budget calibration before the backbone stage), kept for comparison."""
+    return [{**json.loads(p.read_text()), "strategy": UNCALIBRATED}
+            for p in sorted((RESULTS / "search" / "history").glob("*-uncalibrated.json"))]
 
 
 def comparison(records: list[dict]) -> str:
     """Searched against hand-designed and random search, per budget: SST-2 dev mean ± std (seeds)."""
     import statistics
 
-    strategies = ("progressive", "hand", "random", *EARLIER.values())
+    strategies = ("progressive", "hand", "random", UNCALIBRATED)
     lines = ["| budget | " + " | ".join(f"{s}: SST-2 dev mean ± std (seeds)" for s in strategies) + " |",
              "|---|" + "---:|" * len(strategies)]
     for budget in sorted({(r["speedup"], r["quick"]) for r in records}):
@@ -110,7 +106,7 @@ def main() -> None:
 
     records = [json.loads(p.read_text()) for p in sorted((RESULTS / "search").glob("*.json"))]
     records.sort(key=lambda r: (r["speedup"], r["quick"], r["strategy"], r["seed"]))
-    md = (comparison(records + earlier_records()) + "\n\n"
+    md = (comparison(records + uncalibrated_records()) + "\n\n"
           + "| budget | strategy | seed | winner | FFN inner per layer | predicted ms | measured ms / bert-base ms | "
           "measured ratio | refits | SST-2 dev | trials (trained) | minutes |\n"
           "|---|---|---|---|---|---:|---:|---|---|---:|---:|---:|\n"
