@@ -10,7 +10,7 @@ beside bert-base as the search's candidates are (`verify.measure_rows`: three in
 windows, each member's median window); those measured inside [0.9/X, 1/X] are scored
 by the search's own held-out proxy (extraction, short KD, held-out split of the training
 data: never the dev set), and the best is distilled by the search's final recipe
-(`verify.final_distill`: the same warm-up and task KD, the same steps and minutes) and
+(`verify.final_distill`: the same warm-up and task KD, the same steps: `verify.final_stages`) and
 scored on SST-2 dev. Records tools/results/search/<X>x[_quick]_hand-seed<S>.json, which
 tools/search_bench.py lists beside the searched and random-search rows.
 """

@@ -81,9 +81,17 @@ def test_the_structure_stage_keeps_the_backbone_unless_a_new_expression_beats_it
     run_trials(ctx, study, stage, lambda spec: trained.append(spec.key()) or 0.7, target=2, progress=False)
     assert len(evaluated(study)) == 2 and backbone.key() not in trained  # carried, never retrained
     assert progressive.best_of(study)["spec"] == backbone.to_dict()
-    # Once a new expression scores higher, it wins.
-    run_trials(ctx, study, stage, lambda spec: 0.9, target=3, progress=False)
-    assert progressive.best_of(study)["score"] == 0.9
+    # A new expression ahead by less than the held-out set's standard error does not displace it ...
+    run_trials(ctx, study, stage, lambda spec: 0.81, target=3, progress=False)
+    assert ctx.margin(0.8) > 0.01
+    assert progressive.best_of(study)["score"] == 0.81  # (no incumbent given: the top score)
+    kept = progressive.best_of(study, incumbent=backbone.key(), margin=ctx.margin)
+    assert kept["spec"] == backbone.to_dict() and kept["incumbent"]
+    assert progressive.incumbent_of("structure", state) == backbone.key()
+    # ... one ahead by more does.
+    run_trials(ctx, study, stage, lambda spec: 0.8 + 2 * ctx.margin(0.8), target=4, progress=False)
+    won = progressive.best_of(study, incumbent=backbone.key(), margin=ctx.margin)
+    assert won["score"] > 0.8 and not won["incumbent"]
 
 
 def test_a_sliced_supernet_point_equals_a_standalone_model(ctx):
@@ -292,3 +300,22 @@ def test_choose_prefers_fitting_candidates_that_use_the_budget():
     assert [x["score"] for x in spread(c, 4.0, 5.0, 2)] == [0.8, 0.9]
     # measured share / predicted share of a 5 ms budget: 1.05 / 1.0, 0.8 / 0.8, 0.95 / 0.9 -> median 1.05
     assert calibration(c, budget_ms=5.0) == pytest.approx(1.05)
+    # A fitting incumbent is measured besides the slices' picks, and stays unless beaten by its margin.
+    inc = {"score": 0.65, "predicted_ms": 4.2, "budget_use": 0.92, "fits": True, "incumbent": True, "margin": 0.06}
+    assert [x["score"] for x in spread(c + [inc], 4.0, 5.0, 2)] == [0.65, 0.8, 0.9]
+    assert choose(c + [inc], 0.9) is inc  # 0.7 - 0.65 < 0.06
+    assert choose(c + [{**inc, "margin": 0.04}], 0.9)["score"] == 0.7
+    assert choose(c + [{**inc, "fits": False}], 0.9)["score"] == 0.7
+
+
+def test_the_quick_final_recipe_counts_steps_in_proportion_to_the_budget(tiny_config):
+    """Identical steps for every student at one budget (the search's winner and the hand baseline),
+    whatever the machine's load: no wall clock decides how long the quick recipe trains."""
+    from edgebert.search.verify import final_stages
+
+    warmup, task_stage = final_stages(tiny_config(budget_ms=BUDGET, quick=True), BUDGET)
+    assert (warmup.max_steps, task_stage.max_steps) == (625, 2500)
+    assert final_stages(tiny_config(budget_ms=BUDGET, quick=True), 2 * BUDGET)[1].max_steps == 1250
+    # The default recipe is two epochs; the minutes are a backstop in both.
+    default = final_stages(tiny_config(budget_ms=BUDGET), BUDGET)
+    assert [s.max_steps for s in default] == [None, None] and [s.epochs for s in default] == [2.0, 2.0]
