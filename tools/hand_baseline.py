@@ -92,7 +92,7 @@ def main() -> None:
             final = final_distill(ctx, best)
             record = {"speedup": x, "quick": args.quick, "seed": seed, "strategy": "hand", "environment": environment(),
                       "out": cfg.out, "budget_ms": ctx.budget_ms, "family_measured": measured,
-                      "best": {**best, "dev": final["dev"], "student": final["out"],
+                      "best": {**best, "dev": final["dev"], "student": final["out"], "final_stages": final["stages"],
                                "spec_summary": best["summary"]},
                       "trials": len(fitting), "evaluated": len(fitting), "stages": {},
                       "seconds": round(time.perf_counter() - t0, 1)}

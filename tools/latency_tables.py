@@ -79,20 +79,26 @@ def readme_tables(rows: list[dict]) -> None:
                      f"{r['max_abs_pct']:.1f} | {r['spearman']:.3f} | {b['latency_ms']:.1f} "
                      f"({b['ffn_ms']:.1f} / {b['mha_ms']:.1f} = {b['ffn_over_mha']:.2f}x) |")
     fp = LatencyTable.load(SHIPPED / rows[0]["table"], check_device=False).device
-    lines.append(f"\nDevice: {describe(fp)}. Profiled by `python tools/latency_tables.py ship`; validated "
-                 f"afresh with predictor v2 by `python tools/latency_tables.py revalidate` (`edgebert validate-table "
-                 f"TABLE --samples 50`, unchosen seeds; plots in `tools/results/validate-*.png`).")
+    lines.append(f"\nDevice: {describe(fp)}. The 2-thread seq-128 tables were profiled by `python "
+                 f"tools/latency_tables.py ship` and validated afresh with predictor v2 by `python "
+                 f"tools/latency_tables.py revalidate` (`edgebert validate-table TABLE --samples 50`); the 1-thread "
+                 f"and seq-64 ones by `python tools/latency_tables.py extra` (10 samples each). Seeds unchosen; "
+                 f"plots in `tools/results/validate-*.png`.")
     replace_section("latency_tables", "\n".join(lines))
 
 
-def cmd_ship(args) -> None:
+def record(row: dict) -> None:
+    """One made table's row into tools/results/latency_tables.json and the README (as soon as it is validated)."""
     store = RESULTS / "latency_tables.json"
     rows = {r["table"]: r for r in (json.loads(store.read_text()) if store.exists() else [])}
-    for precision in args.precisions:  # each table is recorded as soon as it is validated
-        row = make(2, precision, 128, args.samples, args.seed)
-        rows[row["table"]] = row
-        atomic_write_json(store, sorted(rows.values(), key=lambda r: r["table"]))
-        readme_tables(sorted(rows.values(), key=lambda r: r["table"]))
+    rows[row["table"]] = row
+    atomic_write_json(store, sorted(rows.values(), key=lambda r: r["table"]))
+    readme_tables(sorted(rows.values(), key=lambda r: r["table"]))
+
+
+def cmd_ship(args) -> None:
+    for precision in args.precisions:
+        record(make(2, precision, 128, args.samples, args.seed))
 
 
 def cmd_revalidate(args) -> None:
@@ -117,8 +123,8 @@ def cmd_revalidate(args) -> None:
 
 
 def cmd_extra(args) -> None:
-    rows = [make(1, "fp32", 128, 10, args.seed), make(2, "fp32", 64, 10, args.seed)]
-    atomic_write_json(RESULTS / "latency_tables_extra.json", rows)
+    for threads, seq in ((1, 128), (2, 64)):
+        record(make(threads, "fp32", seq, 10, args.seed))
 
 
 def whole_model_drift(a: Path, b: Path, samples: int = 50, seed: int = 0) -> dict:

@@ -44,7 +44,15 @@ def row(r: dict) -> str:
     return (f"| 1/{x:g}{' (quick)' if r['quick'] else ''} | {r['strategy']} | {r['seed']} | {winner} | {ffns(b['spec'])} | "
             f"{b['predicted_ms']:.2f} | {b['measured_ms']:.2f} / {b['bert_base_measured_ms']:.1f} | "
             f"1/{1 / ratio:.1f} = {ratio * x:.0%} of budget ({'inside' if inside else 'outside'} [0.9/X, 1/X]) | "
-            f"{refits} | {acc:.2%} | {r['trials']} ({r['evaluated']}) | {r['seconds'] / 60:.1f} |")
+            f"{refits} | {final_steps(b)} | {acc:.2%} | {r['trials']} ({r['evaluated']}) | {r['seconds'] / 60:.1f} |")
+
+
+def final_steps(best: dict) -> str:
+    """The final distillation's steps, warm-up + task (a † when the backstop clock cut a stage short)."""
+    stages = best.get("final_stages")
+    if not stages:
+        return "—"
+    return " + ".join(f"{s['steps']}{'†' if s.get('stopped_by_time') else ''}" for s in stages)
 
 
 def accuracy(r: dict) -> float:
@@ -52,29 +60,37 @@ def accuracy(r: dict) -> float:
     return dev.get("accuracy", next(iter(dev.values())))
 
 
-UNCALIBRATED = "progressive before budget calibration"
+# Earlier versions' runs, kept under tools/results/search/history/<tag>-<suffix>.json for comparison.
+EARLIER = {
+    "timecapped": "before the step-counted quick recipe and the margin rule",
+    "uncalibrated": "before budget calibration",
+}
 
 
-def uncalibrated_records() -> list[dict]:
-    """The previous version's runs (no budget calibration before the backbone stage), kept for comparison."""
-    return [{**json.loads(p.read_text()), "strategy": UNCALIBRATED}
-            for p in sorted((RESULTS / "search" / "history").glob("*-uncalibrated.json"))]
+def earlier_records() -> list[dict]:
+    out = []
+    for suffix, label in EARLIER.items():
+        for path in sorted((RESULTS / "search" / "history").glob(f"*-{suffix}.json")):
+            r = json.loads(path.read_text())
+            out.append({**r, "strategy": f"{r['strategy']} ({label})"})
+    return out
 
 
 def comparison(records: list[dict]) -> str:
-    """Searched against hand-designed and random search, per budget: SST-2 dev mean ± std (seeds)."""
+    """One row per strategy (and earlier version), one column per budget: SST-2 dev mean ± std (seeds)."""
     import statistics
 
-    strategies = ("progressive", "hand", "random", UNCALIBRATED)
-    lines = ["| budget | " + " | ".join(f"{s}: SST-2 dev mean ± std (seeds)" for s in strategies) + " |",
-             "|---|" + "---:|" * len(strategies)]
-    for budget in sorted({(r["speedup"], r["quick"]) for r in records}):
+    budgets = sorted({(r["speedup"], r["quick"]) for r in records})
+    strategies = list(dict.fromkeys(["progressive", "hand", "random"] + [r["strategy"] for r in records]))
+    lines = ["| strategy | " + " | ".join(f"1/{x:g}{' (quick)' if q else ''}" for x, q in budgets) + " |",
+             "|---|" + "---:|" * len(budgets)]
+    for strategy in strategies:
         cells = []
-        for strategy in strategies:
+        for budget in budgets:
             accs = [accuracy(r) for r in records if (r["speedup"], r["quick"]) == budget and r["strategy"] == strategy]
             std = f" ± {statistics.stdev(accs):.2%}" if len(accs) > 1 else ""
             cells.append(f"{statistics.mean(accs):.2%}{std} ({len(accs)})" if accs else "—")
-        lines.append(f"| 1/{budget[0]:g}{' (quick)' if budget[1] else ''} | " + " | ".join(cells) + " |")
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -106,15 +122,16 @@ def main() -> None:
 
     records = [json.loads(p.read_text()) for p in sorted((RESULTS / "search").glob("*.json"))]
     records.sort(key=lambda r: (r["speedup"], r["quick"], r["strategy"], r["seed"]))
-    md = (comparison(records + uncalibrated_records()) + "\n\n"
+    md = (comparison(records + earlier_records()) + "\n\n"
           + "| budget | strategy | seed | winner | FFN inner per layer | predicted ms | measured ms / bert-base ms | "
-          "measured ratio | refits | SST-2 dev | trials (trained) | minutes |\n"
-          "|---|---|---|---|---|---:|---:|---|---|---:|---:|---:|\n"
+          "measured ratio | refits | final steps | SST-2 dev | trials (trained) | minutes |\n"
+          "|---|---|---|---|---|---:|---:|---|---|---:|---:|---:|---:|\n"
           + "\n".join(row(r) for r in records)
           + f"\n\nDevice: {records[-1]['environment']['device']}; "
           "`python tools/search_bench.py --speedup X [--quick] [--seeds S ..] [--strategy random]`; "
           "one row per run recorded in tools/results/search/. FFN column: inner size per layer, xN a stack of N "
-          "sub-layers, * an MLP expression other than the standard GELU FFN.")
+          "sub-layers, * an MLP expression other than the standard GELU FFN. Final steps: the winner's "
+          "distillation, warm-up + task optimizer steps († cut short by the backstop clock; — not recorded).")
     publish(RESULTS / "search_summary.json", {"rows": [row(r) for r in records]}, "search", md)
 
 

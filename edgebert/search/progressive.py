@@ -169,12 +169,17 @@ def run_trials(ctx: SearchContext, study, stage: Stage, evaluate: Callable[[Arch
 
     cfg = ctx.cfg
     low, high = window or (0.0, ctx.limit_ms)
+    # A refit's window is narrow: the sampler may stop finding new points in it before the target
+    # (a flaky test run once spent 801 proposals on 4). It then ends with what it has; the search goes on.
+    exhaustible = stage.name.startswith("refit")
     bar = tqdm(total=target, initial=min(len(evaluated(study)), target), desc=stage.name, unit="cand",
                disable=not progress, file=sys.stderr)
     asks = 0
     while len(evaluated(study)) < target:
         asks += 1
         if asks > MAX_ASKS_PER_TRIAL * target:
+            if exhaustible:
+                break
             raise EdgebertError(f"{stage.name} stage: {asks} proposals found too few feasible new points "
                                 f"in {low:.2f}-{high:.2f} ms; raise the budget or shrink --trials")
         trial = study.ask()
@@ -425,6 +430,10 @@ def run_stage(ctx: SearchContext, name: str, state: dict, storage, *, progress: 
     floor = cfg.min_budget_use * ctx.limit_ms if name in ("dimensions", "random") else 0.0
     if name.startswith("refit"):
         floor = state["refits"][name]["window_ms"][0]
+        if not evaluated(study):  # an exhausted refit that found nothing new
+            state["stages"][name] = {"done": True, "evaluated": 0}
+            save_state(cfg, state)
+            return study
     state["stages"][name] = {"done": True, **best_of(study, floor, incumbent_of(name, state), ctx.margin)}
     save_state(cfg, state)
     return study
@@ -575,6 +584,7 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         "calibration": state.get("calibration"),
         "strategy": cfg.strategy,
         "best": {**best, "dev": state["final"]["dev"], "student": state["final"]["out"],
+                 "final_stages": state["final"].get("stages"),
                  "held_out_score": best.get("score"), "spec_summary": ArchSpec.from_dict(best["spec"]).summary()},
         "pareto": front,
         "trials": trials,
@@ -627,7 +637,8 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
         save_state(cfg, state)
         if "verified" not in state["refits"][name]:
             refit = run_stage(ctx, name, state, storage, progress=progress)
-            state["refits"][name]["verified"] = verify(ctx, refit, window=window, shrink=False)
+            state["refits"][name]["verified"] = (verify(ctx, refit, window=window, shrink=False) if evaluated(refit)
+                                                 else {"winner": None, "rounds": [], "calibration": None})
             save_state(cfg, state)
         passes.append(state["refits"][name]["verified"])
     return merge(passes, cfg.min_budget_use)

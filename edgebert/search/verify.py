@@ -275,7 +275,7 @@ def merge(passes: list[dict], min_use: float) -> dict:
 
 
 # The quick recipe's task KD runs QUICK_STEP_MS / budget_ms steps (its warm-up a quarter as many):
-# 535 at 1/10, 1069 at 1/20, 2138 at 1/40 of bert-base here. It used to stop at a 4-minute clock, so
+# 506 at 1/10, 1011 at 1/20, 2022 at 1/40 of bert-base here. It used to stop at a 4-minute clock, so
 # its step count followed the machine's load and the model's training speed: the same winner
 # distilled to 86.24 % and 88.07 % in two runs, and at 1/10 the search's winners trained 279-526
 # task steps where the hand baseline's trained 418-719 (the issue asks for identical steps). A

@@ -94,6 +94,21 @@ def test_the_structure_stage_keeps_the_backbone_unless_a_new_expression_beats_it
     assert won["score"] > 0.8 and not won["incumbent"]
 
 
+def test_a_refit_that_finds_no_new_point_in_its_window_ends_quietly(ctx, monkeypatch):
+    from edgebert.errors import EdgebertError
+
+    monkeypatch.setattr(progressive, "MAX_ASKS_PER_TRIAL", 5)
+    structure = ArchSpec.uniform(layers=1, hidden=128, heads=4, head_size=32, inner=128, **dict(ctx.limits.shared))
+    empty = (0.001, 0.002)  # no point of the space is predicted this fast
+    refit = DimensionStage(structure, ctx.limits)
+    refit.name = "refit1"
+    run_trials(ctx, open_study(ctx.cfg, "refit1", storage_for(ctx.cfg)), refit, lambda spec: 0.5, target=2,
+               window=empty, progress=False)
+    with pytest.raises(EdgebertError, match="too few feasible"):  # any other stage fails with one line
+        run_trials(ctx, open_study(ctx.cfg, "dimensions", storage_for(ctx.cfg)), DimensionStage(structure, ctx.limits),
+                   lambda spec: 0.5, target=2, window=empty, progress=False)
+
+
 def test_a_sliced_supernet_point_equals_a_standalone_model(ctx):
     structure = ArchSpec.uniform(layers=2, hidden=128, heads=4, head_size=32, inner=128,
                                  ffn="W2(relu(mul(W1(x), x)))", max_positions=128)
@@ -130,6 +145,7 @@ def test_search_end_to_end_then_resume_is_free(tiny_config):
 
     assert load_model(best["student"]).spec == ArchSpec.from_dict(best["spec"])
     assert progressive.load_state(cfg)["final"]["init"] == "extract"
+    assert [s["name"] for s in best["final_stages"]] == ["warmup", "task"]
     # Rerunning the same command finds every stage done: no new trial.
     again = search(tiny_config(budget_ms=BUDGET), progress=False)
     assert again["trials"] == result["trials"] and again["best"]["spec"] == best["spec"]
