@@ -78,7 +78,8 @@ def readme_tables(rows: list[dict]) -> None:
                      f"{r['within_5pct']:.0%} | {r['within_10pct']:.0%} | {r['mean_abs_pct']:.1f} | "
                      f"{r['max_abs_pct']:.1f} | {r['spearman']:.3f} | {b['latency_ms']:.1f} "
                      f"({b['ffn_ms']:.1f} / {b['mha_ms']:.1f} = {b['ffn_over_mha']:.2f}x) |")
-    fp = LatencyTable.load(SHIPPED / rows[0]["table"], check_device=False).device
+    main = next((r for r in rows if "-2t-fp32-s128-" in r["table"]), rows[0])  # the search's default table
+    fp = LatencyTable.load(SHIPPED / main["table"], check_device=False).device
     lines.append(f"\nDevice: {describe(fp)}. The 2-thread seq-128 tables were profiled by `python "
                  f"tools/latency_tables.py ship` and validated afresh with predictor v2 by `python "
                  f"tools/latency_tables.py revalidate` (`edgebert validate-table TABLE --samples 50`); the 1-thread "
