@@ -107,9 +107,8 @@ def cmd_revalidate(args) -> None:
     profile time: nothing re-profiled), then validated afresh on `--samples` random architectures."""
     from edgebert.latency.predictor import calibrate
 
-    store = RESULTS / "latency_tables.json"
-    rows = {r["table"]: r for r in json.loads(store.read_text())}
-    for name, row in sorted(rows.items()):
+    for row in json.loads((RESULTS / "latency_tables.json").read_text()):
+        name = row["table"]
         if not any(f"-{p}-" in name for p in args.precisions):
             continue
         path = SHIPPED / name
@@ -117,9 +116,7 @@ def cmd_revalidate(args) -> None:
         table.data["calibration"] = calibrate(table.data)
         table.save(path)
         summary = validate_and_record(path, args.samples, args.seed)
-        rows[name] = {**row, **summary}
-        atomic_write_json(store, sorted(rows.values(), key=lambda r: r["table"]))
-        readme_tables(sorted(rows.values(), key=lambda r: r["table"]))
+        record({**row, **summary})
         print(name, json.dumps(summary))
 
 
