@@ -544,7 +544,8 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
     atomic_write_text(cfg.out_path / CONFIG_FILE, cfg.to_json())
     _share_threads(cfg)
     say("preparing the teacher, the data and their caches")
-    ctx = build_context(cfg, progress=progress)
+    with timed(cfg, state, "context"):
+        ctx = build_context(cfg, progress=progress)
     state["budget_ms"], state["bert_base_predicted_ms"] = ctx.budget_ms, ctx.bert_base_ms
     save_state(cfg, state)
     bert = f" (bert-base predicted {ctx.bert_base_ms:.1f} ms)" if ctx.bert_base_ms else ""
@@ -553,13 +554,15 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         from edgebert.search.verify import calibrate_budget
 
         say("measuring teacher-shaped backbones near the budget beside bert-base (where does the budget lie?)")
-        state["calibration"] = calibrate_budget(ctx)
+        with timed(cfg, state, "calibration"):
+            state["calibration"] = calibrate_budget(ctx)
         save_state(cfg, state)
     use_calibration(ctx, state)
     say(f"searching under {ctx.limit_ms:.2f} ms predicted (measurement puts the budget there)")
     studies = []
     for name in stage_names(cfg):
-        studies.append(run_stage(ctx, name, state, storage, progress=progress))
+        with timed(cfg, state, name):
+            studies.append(run_stage(ctx, name, state, storage, progress=progress))
         say(f"{name}: best {ArchSpec.from_dict(state['stages'][name]['spec']).summary()} "
             f"score {state['stages'][name]['score']:.4f} at {state['stages'][name]['predicted_ms']:.2f} ms predicted")
     front = pareto(studies[-1:])
@@ -567,14 +570,16 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
     _plot_pareto(front, studies[-1], ctx, cfg.out_path / "pareto.png")
 
     if not state.get("verify"):
-        state["verify"] = verify_and_refit(ctx, studies[-1], state, storage, progress=progress, say=say)
+        with timed(cfg, state, "verify"):
+            state["verify"] = verify_and_refit(ctx, studies[-1], state, storage, progress=progress, say=say)
         save_state(cfg, state)
     best = state["verify"]["winner"]
     if not state.get("final"):
         from edgebert.search.verify import final_distill
 
         say(f"distilling the winner {ArchSpec.from_dict(best['spec']).summary()} fully")
-        state["final"] = final_distill(ctx, best, progress=progress)
+        with timed(cfg, state, "final"):
+            state["final"] = final_distill(ctx, best, progress=progress)
         save_state(cfg, state)
     trials = sum(len(s.get_trials(deepcopy=False)) for s in studies)
     return {
@@ -592,7 +597,20 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         "stages": {k: {kk: vv for kk, vv in v.items() if kk != "largest"} for k, v in state["stages"].items()},
         "table": str(ctx.table.path),
         "seconds": round(time.perf_counter() - t0, 1),
+        "phase_seconds": state.get("phase_seconds", {}),
     }
+
+
+@contextmanager
+def timed(cfg: SearchConfig, state: dict, phase: str):
+    """Adds a phase's wall time to state["phase_seconds"] (summed over the runs that resumed it), so that
+    a record says where a search spent its minutes: context, calibration, each stage (dimensions with
+    its supernet warm-up, refits under verify), verify, final."""
+    t0 = time.perf_counter()
+    yield
+    seconds = state.setdefault("phase_seconds", {})
+    seconds[phase] = round(seconds.get(phase, 0.0) + time.perf_counter() - t0, 1)
+    save_state(cfg, state)
 
 
 def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progress: bool,

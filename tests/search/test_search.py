@@ -146,9 +146,13 @@ def test_search_end_to_end_then_resume_is_free(tiny_config):
     assert load_model(best["student"]).spec == ArchSpec.from_dict(best["spec"])
     assert progressive.load_state(cfg)["final"]["init"] == "extract"
     assert [s["name"] for s in best["final_stages"]] == ["warmup", "task"]
+    phases = result["phase_seconds"]
+    assert list(phases) == ["context", "calibration", "backbone", "structure", "dimensions", "verify", "final"]
+    assert sum(phases.values()) <= result["seconds"] + 1
     # Rerunning the same command finds every stage done: no new trial.
     again = search(tiny_config(budget_ms=BUDGET), progress=False)
     assert again["trials"] == result["trials"] and again["best"]["spec"] == best["spec"]
+    assert again["phase_seconds"]["final"] == phases["final"]  # a finished phase is not timed again
 
 
 def test_random_search_runs_end_to_end_under_the_budget(tiny_config):
