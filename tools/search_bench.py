@@ -64,6 +64,7 @@ def accuracy(r: dict) -> float:
 EARLIER = {
     "timecapped": "before the step-counted quick recipe and the margin rule",
     "uncalibrated": "before budget calibration",
+    "one-window": "before three-window verification and the margin rule",
 }
 
 
