@@ -58,7 +58,7 @@ def main() -> None:
     from edgebert import zoo
     from edgebert.latency.catalog import find_table
     from edgebert.latency.predictor import predict
-    from edgebert.search.progressive import JointRandomStage
+    from edgebert.search.space import JointRandomStage
     from edgebert.search.space import Limits, check_point, expression_pool
     from edgebert.search.verify import measure_beside
     from edgebert.specs import resolve_spec

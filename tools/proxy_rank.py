@@ -65,8 +65,8 @@ def main() -> None:
     from edgebert.arch import ArchSpec
     from edgebert.files import read_json
     from edgebert.search.context import SearchConfig, build_context
-    from edgebert.search.progressive import STATE_FILE, JointRandomStage, structure_pool
-    from edgebert.search.space import DimensionStage
+    from edgebert.search.progressive import STATE_FILE, structure_pool
+    from edgebert.search.space import DimensionStage, JointRandomStage
     from edgebert.search.supernet import Supernet
     from edgebert.search.verify import final_distill
 

@@ -5,7 +5,8 @@
 
 Stages (space.py): backbone -> structure -> dimensions. Each stage is one Optuna
 study (ask/tell) in the output folder's journal file, with two objectives:
-held-out score (maximise) and predicted latency (minimise).
+held-out score (maximise) and predicted latency (minimise); study.py runs one
+stage's trials, this module decides which stage runs when and on what.
 
 - *The budget is respected before anything trains*: a proposed point's latency
   is predicted from the device's table at once; an infeasible point is told to
@@ -26,9 +27,9 @@ held-out score (maximise) and predicted latency (minimise).
   that use the most of the budget (what a person would draw by hand) and searches only
   backbones predicted above half the budget; each later stage starts from the winner of
   the stage before, so a progressive search can only leave a point the proxy ranks lower.
-- *No architecture is evaluated twice*: a claim file (under a lock) maps each
-  spec to its first trial; a repeat proposal reuses that score, or is skipped
-  while another worker evaluates it.
+- *No architecture is evaluated twice*: claims (study.py) map each spec to its
+  first trial; a repeat proposal reuses that score, or is skipped while another
+  worker evaluates it.
 - *Resume*: rerunning the same command reopens the studies and the state file
   (`search_state.json`); finished stages are skipped, trials left running by a
   crash are marked failed. One process (the coordinator) owns every move from
@@ -47,7 +48,6 @@ the slice did no better (`python tools/winner_start_ab.py`; README, "Search").
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -62,12 +62,14 @@ from edgebert.errors import EdgebertError
 from edgebert.files import atomic_write_json, atomic_write_text, read_json
 from edgebert.search.context import SearchConfig, SearchContext, build_context, check_inputs
 from edgebert.search.space import (
-    BackboneStage, DimensionStage, Limits, Stage, StructureStage, check_point, expression_pool, user_expressions,
+    BackboneStage, DimensionStage, JointRandomStage, Stage, StructureStage, expression_pool, user_expressions,
+)
+from edgebert.search.study import (
+    best_of, claim, evaluated, fail_stale_trials, open_study, pareto, run_trials, settle, storage_for,
 )
 
 STATE_FILE = "search_state.json"
 CONFIG_FILE = "search_config.json"
-MAX_ASKS_PER_TRIAL = 200  # proposals (mostly rejected as infeasible) per evaluated candidate, at most
 REFITS = 2  # dimension re-searches when the measured winner leaves budget unused
 # A backbone predicted under this share of the budget wastes it: the later stages only re-shape
 # its FFNs, and a few trials drawn from the whole space land mostly on tiny backbones (at 1/10,
@@ -75,163 +77,7 @@ REFITS = 2  # dimension re-searches when the measured winner leaves budget unuse
 BACKBONE_FLOOR = 0.5
 
 
-# --- storage and studies -----------------------------------------------------------------
-
-
-def storage_for(cfg: SearchConfig):
-    import optuna
-
-    if cfg.storage:
-        try:
-            storage = optuna.storages.RDBStorage(cfg.storage, engine_kwargs={"pool_pre_ping": True})
-            storage.get_all_studies()
-        except Exception as e:  # noqa: BLE001 - SQLAlchemy raises many kinds; the user needs one line
-            raise EdgebertError(f"--storage {cfg.storage!r} is unreachable: {str(e).splitlines()[0]}") from None
-        return storage
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    cfg.out_path.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(cfg.out_path / "study.journal")))
-
-
-def open_study(cfg: SearchConfig, stage_name: str, storage, worker: int = 0):
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    seed = cfg.seed * 7919 + worker  # each worker its own stream: parallel workers propose different points
-    if cfg.strategy == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        sampler = optuna.samplers.NSGAIISampler(population_size=max(4, cfg.trials // 2), seed=seed)
-    return optuna.create_study(study_name=f"{_study_prefix(cfg)}{stage_name}", storage=storage, sampler=sampler,
-                               directions=["maximize", "minimize"], load_if_exists=True)
-
-
-def _study_prefix(cfg: SearchConfig) -> str:
-    return f"{cfg.strategy}-s{cfg.seed}-"
-
-
-# --- claims: no architecture evaluated twice ------------------------------------------------
-
-
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            claims = json.loads(path.read_text()) if path.is_file() else {}
-            yield claims
-            atomic_write_json(path, claims)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def claim(cfg: SearchConfig, stage: str, key: str, trial: int) -> dict | None:
-    """None if this trial now owns `key`; else the earlier claim ({"trial", "values"?})."""
-    with _locked(cfg.out_path / f"claims-{_study_prefix(cfg)}{stage}.json") as claims:
-        if key in claims:
-            return claims[key]
-        claims[key] = {"trial": trial}
-        return None
-
-
-def settle(cfg: SearchConfig, stage: str, key: str, values: list[float] | None) -> None:
-    with _locked(cfg.out_path / f"claims-{_study_prefix(cfg)}{stage}.json") as claims:
-        if values is None:
-            claims.pop(key, None)  # failed: let another proposal try it
-        else:
-            claims[key] = {**claims.get(key, {}), "values": values}
-
-
-# --- one stage's trial loop --------------------------------------------------------------------
-
-
-def evaluated(study) -> list:
-    """Complete, feasible, trained (not reused) trials."""
-    from optuna.trial import TrialState
-
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("violation", 0.0) <= 0 and not t.user_attrs.get("reused")]
-
-
-def run_trials(ctx: SearchContext, study, stage: Stage, evaluate: Callable[[ArchSpec], float], target: int,
-               *, window: tuple[float, float] | None = None, progress: bool = True) -> None:
-    """Ask/tell until `target` candidates of this stage have been evaluated (by any worker).
-
-    A point is feasible when its predicted latency lies in `window` (low, high) ms: by default
-    (0, `ctx.limit_ms`), the budget in predicted ms as measurement placed it; the refit stage
-    narrows it to where measurement says the budget's last tenth lies."""
-    from tqdm import tqdm
-
-    from optuna.trial import TrialState
-
-    cfg = ctx.cfg
-    low, high = window or (0.0, ctx.limit_ms)
-    # A refit's window is narrow: the sampler may stop finding new points in it before the target
-    # (a flaky test run once spent 801 proposals on 4). It then ends with what it has; the search goes on.
-    exhaustible = stage.name.startswith("refit")
-    bar = tqdm(total=target, initial=min(len(evaluated(study)), target), desc=stage.name, unit="cand",
-               disable=not progress, file=sys.stderr)
-    asks = 0
-    while len(evaluated(study)) < target:
-        asks += 1
-        if asks > MAX_ASKS_PER_TRIAL * target:
-            if exhaustible:
-                break
-            raise EdgebertError(f"{stage.name} stage: {asks} proposals found too few feasible new points "
-                                f"in {low:.2f}-{high:.2f} ms; raise the budget or shrink --trials")
-        trial = study.ask()
-        spec = check_point(stage.suggest(trial), ctx.limits)
-        latency = ctx.latency(spec)
-        violation = max(latency - high, low - latency)  # > 0: outside the window, by this many ms
-        trial.set_user_attr("spec", spec.to_dict())
-        trial.set_user_attr("latency_ms", latency)
-        trial.set_user_attr("violation", violation)
-        trial.set_constraint("latency_outside_budget_ms", violation)  # NSGA-II ranks by it
-        if violation > 0:  # infeasible: rejected as proposed, never trained
-            study.tell(trial, [0.0, latency])
-            continue
-        key = spec.key()
-        earlier = claim(cfg, stage.name, key, trial.number)
-        if earlier is not None:
-            if "values" in earlier:  # evaluated before: reuse, do not train again
-                trial.set_user_attr("reused", earlier["trial"])
-                study.tell(trial, earlier["values"])
-            else:  # another worker is on it right now
-                study.tell(trial, state=TrialState.FAIL)
-            continue
-        try:
-            t0 = time.perf_counter()
-            score = evaluate(spec)
-            trial.set_user_attr("eval_s", round(time.perf_counter() - t0, 1))
-        except BaseException:
-            settle(cfg, stage.name, key, None)
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        settle(cfg, stage.name, key, [score, latency])
-        study.tell(trial, [score, latency])
-        bar.n = min(len(evaluated(study)), target)
-        bar.refresh()
-    bar.close()
-
-
-def best_of(study, min_latency: float = 0.0, incumbent: str | None = None,
-            margin: Callable[[float], float] | None = None) -> dict:
-    """The highest-scoring feasible trial (ties: the faster), preferring those above min_latency;
-    the `incumbent` (a spec key: the stage before's winner) stays unless beaten by more than
-    `margin(its score)`."""
-    trials = [t for t in evaluated(study) + _reused(study)]
-    if not trials:
-        raise EdgebertError(f"study {study.study_name} has no feasible evaluated candidate")
-    pool = [t for t in trials if t.user_attrs["latency_ms"] >= min_latency] or trials
-    t = max(pool, key=lambda t: (t.values[0], -t.values[1]))
-    kept = [i for i in pool if ArchSpec.from_dict(i.user_attrs["spec"]).key() == incumbent]
-    if kept and margin is not None and t.values[0] <= kept[0].values[0] + margin(kept[0].values[0]):
-        t = kept[0]
-    return {"spec": t.user_attrs["spec"], "score": t.values[0], "predicted_ms": t.values[1], "trial": t.number,
-            "incumbent": bool(kept) and t is kept[0]}
+# --- the winner a later stage must beat ------------------------------------------------------------
 
 
 def incumbent_of(name: str, state: dict) -> str | None:
@@ -246,28 +92,6 @@ def incumbent_of(name: str, state: dict) -> str | None:
     if before is None or "spec" not in state["stages"].get(before, {}):
         return None
     return ArchSpec.from_dict(state["stages"][before]["spec"]).key()
-
-
-def _reused(study) -> list:
-    from optuna.trial import TrialState
-
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("reused") is not None]
-
-
-def pareto(studies: list) -> list[dict]:
-    """Non-dominated feasible candidates over the given studies (score up, latency down)."""
-    points = {}
-    for study in studies:
-        for t in evaluated(study):
-            key = json.dumps(t.user_attrs["spec"], sort_keys=True)
-            points[key] = {"spec": t.user_attrs["spec"], "predicted_ms": t.values[1], "score": t.values[0],
-                           "stage": study.study_name.rsplit("-", 1)[-1]}
-    front = [p for p in points.values()
-             if not any(q["score"] >= p["score"] and q["predicted_ms"] <= p["predicted_ms"] and q != p
-                        and (q["score"] > p["score"] or q["predicted_ms"] < p["predicted_ms"])
-                        for q in points.values())]
-    return sorted(front, key=lambda p: p["predicted_ms"])
 
 
 # --- state -------------------------------------------------------------------------------------
@@ -285,14 +109,6 @@ def load_state(cfg: SearchConfig) -> dict:
 
 def save_state(cfg: SearchConfig, state: dict) -> None:
     atomic_write_json(cfg.out_path / STATE_FILE, state)
-
-
-def fail_stale_trials(study) -> None:
-    """Trials left RUNNING by a crashed run can never finish: mark them failed (coordinator start only)."""
-    from optuna.trial import TrialState
-
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
 # --- stages ------------------------------------------------------------------------------------
@@ -347,39 +163,6 @@ def load_space_file(path: str) -> tuple[str, ...]:
     if not isinstance(d, dict) or not isinstance(d.get("expressions"), list):
         raise EdgebertError(f"{p}: a space file is {{\"expressions\": [\"W2(gelu(W1(x)))\", ...]}}")
     return user_expressions(d["expressions"])
-
-
-class JointRandomStage(Stage):
-    """The random-search baseline: backbone, structures and dimensions all drawn at once."""
-
-    name = "random"
-
-    def __init__(self, limits: Limits, pool: tuple[str, ...]):
-        self.backbone = BackboneStage(limits)
-        self.pool = pool
-        self.limits = limits
-        self.max_layers = limits.layers
-
-    def choices(self) -> dict[str, list]:
-        out = dict(self.backbone.choices())
-        probe = self.backbone.to_spec({k: max(v) for k, v in self.backbone.choices().items()})
-        dims = DimensionStage(probe, self.limits)
-        for i in range(self.max_layers):
-            out[f"ffn_{i}"] = list(self.pool)
-            out[f"ratio_{i}"] = list(dims.space.inner_ratio_grid)
-            out[f"stack_{i}"] = list(dims.space.stack_grid)
-        return out
-
-    def to_spec(self, p: dict[str, Any]) -> ArchSpec:
-        from dataclasses import replace
-
-        base = self.backbone.to_spec(p)
-        space = self.backbone.space
-        layers = [replace(l, ffn=p[f"ffn_{i}"], stack=p[f"stack_{i}"],
-                          inner=space.inner_for(base.hidden, p[f"ratio_{i}"], cap=self.limits.inner))
-                  for i, l in enumerate(base.layers)]
-        return base.with_layers(layers)
-
 
 def prepare_stage(ctx: SearchContext, name: str, state: dict, *, progress: bool) -> None:
     """Coordinator-only work before a stage's trials: the backbone's window, the supernet and its warm-up."""

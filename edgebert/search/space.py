@@ -162,6 +162,36 @@ class DimensionStage(Stage):
         return self.to_spec({k: min(v) for k, v in self.choices().items()})
 
 
+class JointRandomStage(Stage):
+    """The random-search baseline: backbone, structures and dimensions all drawn at once."""
+
+    name = "random"
+
+    def __init__(self, limits: Limits, pool: tuple[str, ...]):
+        self.backbone = BackboneStage(limits)
+        self.pool = pool
+        self.limits = limits
+        self.max_layers = limits.layers
+
+    def choices(self) -> dict[str, list]:
+        out = dict(self.backbone.choices())
+        probe = self.backbone.to_spec({k: max(v) for k, v in self.backbone.choices().items()})
+        dims = DimensionStage(probe, self.limits)
+        for i in range(self.max_layers):
+            out[f"ffn_{i}"] = list(self.pool)
+            out[f"ratio_{i}"] = list(dims.space.inner_ratio_grid)
+            out[f"stack_{i}"] = list(dims.space.stack_grid)
+        return out
+
+    def to_spec(self, p: dict[str, Any]) -> ArchSpec:
+        base = self.backbone.to_spec(p)
+        space = self.backbone.space
+        layers = [replace(l, ffn=p[f"ffn_{i}"], stack=p[f"stack_{i}"],
+                          inner=space.inner_for(base.hidden, p[f"ratio_{i}"], cap=self.limits.inner))
+                  for i, l in enumerate(base.layers)]
+        return base.with_layers(layers)
+
+
 def user_expressions(texts: list[str]) -> tuple[str, ...]:
     """A user's own expression pool (from a space file): each checked, errors name the entry."""
     pool = []

@@ -37,6 +37,7 @@ from edgebert.errors import EdgebertError
 from edgebert.export import cached_export, model_inputs
 from edgebert.files import atomic_write_text
 from edgebert.search.context import SearchConfig, SearchContext
+from edgebert.search.study import evaluated
 
 ROUNDS = 4
 SHRINK = 0.95  # each fallback round looks at candidates predicted this much faster
@@ -53,8 +54,6 @@ MEASURE_WINDOWS, MEASURE_RUNS = 3, 10
 def _candidates(study, incumbent: str | None = None, margin=None) -> list[dict]:
     """The study's evaluated points, best score first; the incumbent (a spec key) marked with the
     margin another candidate must beat it by (`choose`)."""
-    from edgebert.search.progressive import evaluated
-
     seen, out = set(), []
     for t in sorted(evaluated(study), key=lambda t: (-t.values[0], t.values[1])):
         key = ArchSpec.from_dict(t.user_attrs["spec"]).key()

@@ -11,8 +11,9 @@ from edgebert.arch import ArchSpec
 from edgebert.modeling import extract_active
 from edgebert.search import progressive
 from edgebert.search.context import build_context
-from edgebert.search.progressive import evaluated, open_study, run_trials, search, storage_for
+from edgebert.search.progressive import search
 from edgebert.search.space import BackboneStage, DimensionStage, check_point
+from edgebert.search.study import best_of, evaluated, open_study, run_trials, storage_for
 from edgebert.search.supernet import Supernet
 
 BUDGET = 4.0
@@ -43,7 +44,7 @@ def test_an_infeasible_point_is_never_best(ctx):
     study = open_study(ctx.cfg, "backbone", storage_for(ctx.cfg))
     # Score bigger (slower) models higher: the best feasible must still respect the budget.
     run_trials(ctx, study, BackboneStage(ctx.limits), lambda spec: spec.param_count() / 1e7, target=3, progress=False)
-    best = progressive.best_of(study)
+    best = best_of(study)
     assert best["predicted_ms"] <= BUDGET
     infeasible = [t for t in study.get_trials() if t.user_attrs["violation"] > 0]
     assert infeasible and all(t.values[0] == 0.0 for t in infeasible)
@@ -80,24 +81,25 @@ def test_the_structure_stage_keeps_the_backbone_unless_a_new_expression_beats_it
     trained = []
     run_trials(ctx, study, stage, lambda spec: trained.append(spec.key()) or 0.7, target=2, progress=False)
     assert len(evaluated(study)) == 2 and backbone.key() not in trained  # carried, never retrained
-    assert progressive.best_of(study)["spec"] == backbone.to_dict()
+    assert best_of(study)["spec"] == backbone.to_dict()
     # A new expression ahead by less than the held-out set's standard error does not displace it ...
     run_trials(ctx, study, stage, lambda spec: 0.81, target=3, progress=False)
     assert ctx.margin(0.8) > 0.01
-    assert progressive.best_of(study)["score"] == 0.81  # (no incumbent given: the top score)
-    kept = progressive.best_of(study, incumbent=backbone.key(), margin=ctx.margin)
+    assert best_of(study)["score"] == 0.81  # (no incumbent given: the top score)
+    kept = best_of(study, incumbent=backbone.key(), margin=ctx.margin)
     assert kept["spec"] == backbone.to_dict() and kept["incumbent"]
     assert progressive.incumbent_of("structure", state) == backbone.key()
     # ... one ahead by more does.
     run_trials(ctx, study, stage, lambda spec: 0.8 + 2 * ctx.margin(0.8), target=4, progress=False)
-    won = progressive.best_of(study, incumbent=backbone.key(), margin=ctx.margin)
+    won = best_of(study, incumbent=backbone.key(), margin=ctx.margin)
     assert won["score"] > 0.8 and not won["incumbent"]
 
 
 def test_a_refit_that_finds_no_new_point_in_its_window_ends_quietly(ctx, monkeypatch):
     from edgebert.errors import EdgebertError
+    from edgebert.search import study
 
-    monkeypatch.setattr(progressive, "MAX_ASKS_PER_TRIAL", 5)
+    monkeypatch.setattr(study, "MAX_ASKS_PER_TRIAL", 5)
     structure = ArchSpec.uniform(layers=1, hidden=128, heads=4, head_size=32, inner=128, **dict(ctx.limits.shared))
     empty = (0.001, 0.002)  # no point of the space is predicted this fast
     refit = DimensionStage(structure, ctx.limits)
