@@ -24,18 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_teacher import RESULTS, environment, publish  # noqa: E402
+from search_bench import recorded_runs  # noqa: E402
 
 RECORD = RESULTS / "remeasure_winners.json"
 
 
 def runs_at(x: float, quick: bool) -> list[dict]:
     """The recorded runs (every strategy and seed) at budget 1/x."""
-    out = []
-    for path in sorted((RESULTS / "search").glob("*.json")):
-        r = json.loads(path.read_text())
-        if r["speedup"] == x and r["quick"] == quick:
-            out.append({**r, "tag": path.stem})
-    return out
+    return [r for r in recorded_runs() if r["speedup"] == x and r["quick"] == quick]
 
 
 def remeasure(x: float, quick: bool, windows: int, runs: int) -> dict:

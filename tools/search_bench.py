@@ -60,6 +60,11 @@ def accuracy(r: dict) -> float:
     return dev.get("accuracy", next(iter(dev.values())))
 
 
+def recorded_runs() -> list[dict]:
+    """Every run recorded in tools/results/search/ (one JSON per run), each with its file's tag."""
+    return [{**json.loads(p.read_text()), "tag": p.stem} for p in sorted((RESULTS / "search").glob("*.json"))]
+
+
 # Earlier versions' runs, kept under tools/results/search/history/<tag>-<suffix>.json for comparison.
 EARLIER = {
     "timecapped": "before the step-counted quick recipe and the margin rule",
@@ -121,7 +126,7 @@ def main() -> None:
             atomic_write_json(RESULTS / "search" / f"{tag}.json", record)
             print(row(record))
 
-    records = [json.loads(p.read_text()) for p in sorted((RESULTS / "search").glob("*.json"))]
+    records = recorded_runs()
     records.sort(key=lambda r: (r["speedup"], r["quick"], r["strategy"], r["seed"]))
     md = (comparison(records + earlier_records()) + "\n\n"
           + "| budget | strategy | seed | winner | FFN inner per layer | predicted ms | measured ms / bert-base ms | "
