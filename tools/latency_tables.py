@@ -1,7 +1,7 @@
 """Make, validate and ship latency tables for this machine.
 
     python tools/latency_tables.py ship [--precisions fp32]   # 2 threads, seq 128: fp32 and INT8, 50 archs each
-    python tools/latency_tables.py revalidate      # the shipped tables: calibration refitted, validated afresh
+    python tools/latency_tables.py revalidate [--windows 9]   # the shipped 2-thread seq-128 tables, validated afresh
     python tools/latency_tables.py extra           # 1 thread and seq 64 tables, 10-sample validation each
     python tools/latency_tables.py repeat --gap-min 10   # two independent fp32 profiles >= 10 min apart, compared
 
@@ -36,7 +36,7 @@ SHIPPED = REPO / "latency_tables"
 RESULTS = REPO / "tools" / "results"
 
 
-def make(threads: int, precision: str, seq: int, samples: int, seed: int | None) -> dict:
+def make(threads: int, precision: str, seq: int, samples: int, seed: int | None, windows: int) -> dict:
     from edgebert.device.runners import get_runner
 
     fp = get_runner("local").fingerprint(threads, precision)
@@ -44,18 +44,19 @@ def make(threads: int, precision: str, seq: int, samples: int, seed: int | None)
     cmd = f"edgebert profile --threads {threads} --precision {precision} --seq-len {seq} --out latency_tables/{out.name}"
     made = profile(threads=threads, precision=precision, seq_lens=[seq], out=out, command=cmd)
     print(f"profiled {out.name}: {made['entries']} entries in {made['seconds']:.0f} s")
-    summary = validate_and_record(out, samples, seed)
+    summary = validate_and_record(out, samples, seed, windows)
     print(json.dumps(summary))
     return {"table": out.name, "profile_seconds": made["seconds"], **summary}
 
 
-def validate_and_record(path: Path, samples: int, seed: int | None) -> dict:
+def validate_and_record(path: Path, samples: int, seed: int | None, windows: int) -> dict:
     """Validate a table; its summary goes into the table's "validation" field, the rows and the
     scatter plot to tools/results/validate-<table>.*."""
-    report = validate_table(path, samples=samples, seed=seed, plot=RESULTS / f"validate-{path.stem}.png")
+    report = validate_table(path, samples=samples, seed=seed, windows=windows,
+                            plot=RESULTS / f"validate-{path.stem}.png")
     table = LatencyTable.load(path, check_device=False)
-    summary = {k: report[k] for k in ("samples", "seed", "within_5pct", "within_10pct", "mean_abs_pct", "max_abs_pct",
-                                      "spearman")}
+    summary = {k: report[k] for k in ("samples", "seed", "windows", "within_5pct", "within_10pct", "mean_abs_pct",
+                                      "max_abs_pct", "spearman")}
     table.data["validation"] = summary
     table.save(path)
     atomic_write_json(RESULTS / f"validate-{path.stem}.json", report)
@@ -70,11 +71,11 @@ def breakdown(table_path: Path) -> dict:
 
 
 def readme_tables(rows: list[dict]) -> None:
-    lines = ["| table | profile s | samples (seed) | within ±5 % | within ±10 % | mean abs % | max abs % | Spearman | "
+    lines = ["| table | profile s | samples (seed) x windows | within ±5 % | within ±10 % | mean abs % | max abs % | Spearman | "
              "bert-base predicted ms (FFN / MHA) |", "|---|---:|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         b = breakdown(SHIPPED / r["table"])
-        lines.append(f"| `{r['table']}` | {r['profile_seconds']:.0f} | {r['samples']} ({r['seed']}) | "
+        lines.append(f"| `{r['table']}` | {r['profile_seconds']:.0f} | {r['samples']} ({r['seed']}) x {r.get('windows', 3)} | "
                      f"{r['within_5pct']:.0%} | {r['within_10pct']:.0%} | {r['mean_abs_pct']:.1f} | "
                      f"{r['max_abs_pct']:.1f} | {r['spearman']:.3f} | {b['latency_ms']:.1f} "
                      f"({b['ffn_ms']:.1f} / {b['mha_ms']:.1f} = {b['ffn_over_mha']:.2f}x) |")
@@ -82,7 +83,7 @@ def readme_tables(rows: list[dict]) -> None:
     fp = LatencyTable.load(SHIPPED / main["table"], check_device=False).device
     lines.append(f"\nDevice: {describe(fp)}. The 2-thread seq-128 tables were profiled by `python "
                  f"tools/latency_tables.py ship` and validated afresh with predictor v2 by `python "
-                 f"tools/latency_tables.py revalidate` (`edgebert validate-table TABLE --samples 50`); the 1-thread "
+                 f"tools/latency_tables.py revalidate` (`edgebert validate-table TABLE --samples 50 --windows W`); the 1-thread "
                  f"and seq-64 ones by `python tools/latency_tables.py extra` (10 samples each). Seeds unchosen; "
                  f"plots in `tools/results/validate-*.png`.")
     replace_section("latency_tables", "\n".join(lines))
@@ -99,30 +100,37 @@ def record(row: dict) -> None:
 
 def cmd_ship(args) -> None:
     for precision in args.precisions:
-        record(make(2, precision, 128, args.samples, args.seed))
+        record(make(2, precision, 128, args.samples, args.seed, args.windows))
 
 
 def cmd_revalidate(args) -> None:
-    """The shipped tables' calibration refitted by this predictor (on the measurements stored at
-    profile time: nothing re-profiled), then validated afresh on `--samples` random architectures."""
+    """The shipped 2-thread seq-128 tables' calibration refitted by this predictor (on the measurements
+    stored at profile time: nothing re-profiled), then validated afresh on `--samples` random architectures
+    in `--windows` windows each. The previous validation's rows move to tools/results/history/."""
     from edgebert.latency.predictor import calibrate
 
     for row in json.loads((RESULTS / "latency_tables.json").read_text()):
         name = row["table"]
-        if not any(f"-{p}-" in name for p in args.precisions):
+        if not any(f"-2t-{p}-s128-" in name for p in args.precisions):
             continue
+        old = RESULTS / f"validate-{Path(name).stem}.json"
+        if old.exists():
+            previous = json.loads(old.read_text())
+            keep = RESULTS / "history" / f"{old.stem}-{previous['windows']}windows-{previous['seed']}.json"
+            keep.parent.mkdir(exist_ok=True)
+            old.replace(keep)
         path = SHIPPED / name
         table = LatencyTable.load(path, check_device=False)
         table.data["calibration"] = calibrate(table.data)
         table.save(path)
-        summary = validate_and_record(path, args.samples, args.seed)
+        summary = validate_and_record(path, args.samples, args.seed, args.windows)
         record({**row, **summary})
         print(name, json.dumps(summary))
 
 
 def cmd_extra(args) -> None:
     for threads, seq in ((1, 128), (2, 64)):
-        record(make(threads, "fp32", seq, 10, args.seed))
+        record(make(threads, "fp32", seq, 10, args.seed, args.windows))
 
 
 def whole_model_drift(a: Path, b: Path, samples: int = 50, seed: int = 0) -> dict:
@@ -175,6 +183,7 @@ def main() -> None:
     ap.add_argument("--precisions", nargs="+", choices=["fp32", "int8"], default=["fp32", "int8"],
                     help="ship and revalidate")
     ap.add_argument("--seed", type=int, default=None, help="validation seed (default: random, recorded)")
+    ap.add_argument("--windows", type=int, default=3, help="validation windows per architecture (>= 3)")
     ap.add_argument("--gap-min", type=float, default=10.0)
     ap.add_argument("--compare-only", action="store_true", help="repeat: compare the two profiles already made")
     args = ap.parse_args()

@@ -1,0 +1,109 @@
+"""Where a window's figure moves: the session, the moment, or the model's size against the canary.
+
+    python tools/timing_noise.py [--windows 10] [--runs 30] [--rounds 6]
+
+A validation model's canary-normalised median moves ~5 % from window to window
+(tools/validation_noise.py), and a ±5 % validation cannot be judged through
+that. This asks why, with zoo models of four sizes, each opened *twice* in the
+same worker (two sessions of one ONNX file, timed interleaved):
+
+- twin gap: |a / b - 1| of the two sessions' medians in one window. Same file,
+  same moment: whatever separates them belongs to the session (where its
+  buffers landed), not to the machine's speed.
+- across windows: the spread of one session's canary-normalised median over
+  the windows (what validation sees), next to the spread of its median over a
+  same-window reference of its own size class (its twin's partner model).
+- within a window: the spread of its per-burst canary ratios over the rounds.
+
+Spreads are max |x / median - 1| over windows (as tools/validation_noise.py)
+and the median absolute deviation in per cent. Results go to
+tools/results/timing_noise.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from finetune_teacher import RESULTS, environment  # noqa: E402
+
+MODELS = ("bert-tiny", "tinybert-4", "minilm-l6-h384", "minilm-l12-h384")
+
+
+def spread_pct(values) -> dict:
+    import numpy as np
+
+    v = np.asarray(values, float)
+    rel = v / np.median(v) - 1
+    return {"max_pct": float(100 * np.max(np.abs(rel))), "mad_pct": float(100 * np.median(np.abs(rel)))}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=6)
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    from edgebert import zoo
+    from edgebert.device.timing import TimingPolicy, Workload, measure
+    from edgebert.export import cached_export, model_inputs
+    from edgebert.latency.catalog import find_table
+
+    table = find_table(threads=2, seq_len=128, batch=1, precision="fp32")
+    workloads = []
+    for name in MODELS:
+        spec = zoo.get(name)
+        _, path = cached_export(name, int8=False, graph_optimization=table.settings.get("graph_optimization", "none"))
+        for twin in ("a", "b"):
+            workloads.append(Workload(f"{name}/{twin}", path, model_inputs(spec, 1, 128)))
+    policy = TimingPolicy(threads=2, warmup=3, runs=args.runs, rounds=args.rounds, windows=args.windows)
+    report = measure(workloads, policy=policy, nominal_canary_ms=table.nominal_canary_ms)
+
+    rows = []
+    for i, name in enumerate(MODELS):
+        a, b = report[f"{name}/a"], report[f"{name}/b"]
+        twin_gap = [abs(x / y - 1) * 100 for x, y in zip(a.window_median_ms, b.window_median_ms)]
+        # A reference of the same size class: the neighbouring model, its first session.
+        ref = report[f"{MODELS[i - 1 if i else 1]}/a"]
+        ratio_to_ref = [x / y for x, y in zip(a.window_median_ms, ref.window_median_ms)]
+        rows.append({
+            "model": name,
+            "median_ms": a.median_ms,
+            "twin_gap_pct": {"median": float(np.median(twin_gap)), "max": float(np.max(twin_gap))},
+            "canary_normalised": spread_pct(a.window_normalised),
+            "twin_b_canary_normalised": spread_pct(b.window_normalised),
+            "raw_ms": spread_pct(a.window_median_ms),
+            "ratio_to_neighbour": {"neighbour": ref.name, **spread_pct(ratio_to_ref)},
+            "per_window": {"a_over_b": [x / y for x, y in zip(a.window_median_ms, b.window_median_ms)],
+                           "a_normalised": a.window_normalised, "b_normalised": b.window_normalised},
+        })
+    result = {
+        "environment": environment(),
+        "command": "python tools/timing_noise.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "policy": policy.to_dict(),
+        "canary_ms_per_window": [w.canary_median_ms for w in report.windows],
+        "foreign_load_per_window": [w.foreign_load for w in report.windows],
+        "rows": rows,
+    }
+    print(f"{args.windows} windows x {args.rounds} rounds, {args.runs} runs per session; canary ms per window: "
+          + ", ".join(f"{c:.3f}" for c in result["canary_ms_per_window"]))
+    print("| model | ms | twin gap median / max % | canary-normalised max / MAD % | twin b | raw ms | "
+          "over neighbour |")
+    for r in rows:
+        print(f"| {r['model']} | {r['median_ms']:.2f} | {r['twin_gap_pct']['median']:.1f} / {r['twin_gap_pct']['max']:.1f} | "
+              f"{r['canary_normalised']['max_pct']:.1f} / {r['canary_normalised']['mad_pct']:.1f} | "
+              f"{r['twin_b_canary_normalised']['max_pct']:.1f} / {r['twin_b_canary_normalised']['mad_pct']:.1f} | "
+              f"{r['raw_ms']['max_pct']:.1f} / {r['raw_ms']['mad_pct']:.1f} | "
+              f"{r['ratio_to_neighbour']['max_pct']:.1f} / {r['ratio_to_neighbour']['mad_pct']:.1f} |")
+    (RESULTS / "timing_noise.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
