@@ -47,9 +47,12 @@ def sample_architectures(table: LatencyTable, samples: int, seed: int) -> list[A
     return specs[:samples]
 
 
-def _measure_group(workloads: list[Workload], policy: TimingPolicy, nominal: float) -> dict[str, list[float]]:
-    """Per model, its canary-normalised median in each of policy.windows windows."""
+def _measure_group(workloads: list[Workload], policy: TimingPolicy,
+                   nominal: float) -> tuple[dict[str, list[float]], list[float]]:
+    """Per model, its canary-normalised median in each of policy.windows windows; each window's speed
+    (nominal canary ms / its canary ms, kept with the rows: how calm the machine was)."""
     per_model: dict[str, list[float]] = {w.name: [] for w in workloads}
+    speeds = []
     one = TimingPolicy(threads=policy.threads, spinning=policy.spinning, warmup=policy.warmup, runs=policy.runs,
                        rounds=policy.rounds, windows=1)
     for _ in range(policy.windows):
@@ -61,7 +64,8 @@ def _measure_group(workloads: list[Workload], policy: TimingPolicy, nominal: flo
                 break
         for w in workloads:
             per_model[w.name].append(report[w.name].normalised)
-    return per_model
+        speeds.append(speed)
+    return per_model, speeds
 
 
 def validate_table(
@@ -100,14 +104,14 @@ def validate_table(
     for start in range(0, len(specs), GROUP):
         group = specs[start:start + GROUP]
         workloads = all_workloads[start:start + GROUP]
-        measured = _measure_group(workloads, policy, table.nominal_canary_ms)
+        measured, speeds = _measure_group(workloads, policy, table.nominal_canary_ms)
         for w, spec in zip(workloads, group):
             p = predict(spec, table, seq_len=seq, batch=batch)
             meas = stats.median(measured[w.name])
             rows.append({
                 "name": w.name, "summary": spec.summary(), "spec": spec.to_dict(),
                 "predicted_ms": p.latency_ms, "measured_ms": meas * table.nominal_canary_ms,
-                "predicted": p.normalised, "measured": meas, "window_measured": measured[w.name],
+                "predicted": p.normalised, "measured": meas, "window_measured": measured[w.name], "window_speed": speeds,
                 "error_pct": 100.0 * (p.normalised - meas) / meas, "extrapolated": p.extrapolated,
             })
             bar.update(1)
