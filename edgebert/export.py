@@ -420,6 +420,7 @@ def cached_export(ref: str, *, int8: bool, graph_optimization: str = DEFAULT_GRA
     the model is (a second bench or profile costs no export). With `spec`, ref is only a name
     and the model is `spec` with random weights."""
     from edgebert.device.canary import cache_dir
+    from edgebert.files import prune_cache, touch
     from edgebert.hub import LoadedModel, load_model
 
     precision = "int8" if int8 else "fp32"
@@ -439,5 +440,8 @@ def cached_export(ref: str, *, int8: bool, graph_optimization: str = DEFAULT_GRA
         else:
             loaded = load_model(ref)
         export_model(loaded, out, int8=int8, graph_optimization=graph_optimization)
+        prune_cache(out.parent)
+    else:
+        touch(out)
     manifest = json.loads((out / "manifest.json").read_text())
     return manifest, out / manifest["files"][precision]["file"]

@@ -72,3 +72,48 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
     os.replace(tmp, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+# Caches of exported models grow with every profile, validation and search (one folder per
+# random architecture): left alone they filled this machine's disk (62 GB in a week, until a validation failed with "No space left on device").
+CACHE_MAX_GB_ENV = "EDGEBERT_CACHE_MAX_GB"
+CACHE_MAX_GB = 16.0  # per cache kind (exports, micro-models)
+RECENT_S = 3600.0  # entries used this recently belong to work in progress: never pruned
+
+
+def touch(path: str | Path) -> None:
+    """Mark a cache entry as just used (its mtime is what pruning orders by)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.utime(path)
+
+
+def _size(entry: Path) -> int:
+    if entry.is_file():
+        return entry.stat().st_size
+    return sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+
+
+def prune_cache(root: str | Path, max_bytes: int | None = None, recent_s: float = RECENT_S) -> list[Path]:
+    """Delete `root`'s least recently used entries (its direct children) until it holds at most
+    `max_bytes` (default: $EDGEBERT_CACHE_MAX_GB, else CACHE_MAX_GB); entries used within
+    `recent_s` seconds stay even above the limit. Returns what was deleted."""
+    import time
+
+    root = Path(root)
+    if max_bytes is None:
+        max_bytes = int(float(os.environ.get(CACHE_MAX_GB_ENV) or CACHE_MAX_GB) * 2**30)
+    if not root.is_dir():
+        return []
+    entries = [(e.stat().st_mtime, _size(e), e) for e in root.iterdir() if not e.name.startswith(".")]
+    total = sum(size for _, size, _ in entries)
+    now, removed = time.time(), []
+    for mtime, size, entry in sorted(entries, key=lambda t: t[0]):
+        if total <= max_bytes or now - mtime < recent_s:
+            break
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        total -= size
+        removed.append(entry)
+    return removed

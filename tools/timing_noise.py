@@ -1,6 +1,7 @@
 """Where a window's figure moves: the session, the moment, or the model's size against the canary.
 
-    python tools/timing_noise.py [--windows 10] [--runs 30] [--rounds 6]
+    python tools/timing_noise.py [--windows 8] [--runs 60] [--rounds 10]
+    python tools/timing_noise.py --summary-only    # the README section again, from the record
 
 A validation model's canary-normalised median moves ~5 % from window to window
 (tools/validation_noise.py), and a ±5 % validation cannot be judged through
@@ -17,7 +18,7 @@ same worker (two sessions of one ONNX file, timed interleaved):
 
 Spreads are max |x / median - 1| over windows (as tools/validation_noise.py)
 and the median absolute deviation in per cent. Results go to
-tools/results/timing_noise.json.
+tools/results/timing_noise.json and the README section `timing_noise`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from finetune_teacher import RESULTS, environment  # noqa: E402
+from finetune_teacher import RESULTS, environment, publish  # noqa: E402
 
 MODELS = ("bert-tiny", "tinybert-4", "minilm-l6-h384", "minilm-l12-h384")
 
@@ -43,10 +44,15 @@ def spread_pct(values) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--windows", type=int, default=10)
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--windows", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--summary-only", action="store_true", help="rewrite the README section from the record")
     args = parser.parse_args(argv)
+    if args.summary_only:
+        result = json.loads(RECORD.read_text())
+        publish(RECORD, result, "timing_noise", markdown(result))
+        return result
 
     import numpy as np
 
@@ -91,18 +97,30 @@ def main(argv: list[str] | None = None) -> dict:
         "foreign_load_per_window": [w.foreign_load for w in report.windows],
         "rows": rows,
     }
-    print(f"{args.windows} windows x {args.rounds} rounds, {args.runs} runs per session; canary ms per window: "
-          + ", ".join(f"{c:.3f}" for c in result["canary_ms_per_window"]))
-    print("| model | ms | twin gap median / max % | canary-normalised max / MAD % | twin b | raw ms | "
-          "over neighbour |")
-    for r in rows:
-        print(f"| {r['model']} | {r['median_ms']:.2f} | {r['twin_gap_pct']['median']:.1f} / {r['twin_gap_pct']['max']:.1f} | "
-              f"{r['canary_normalised']['max_pct']:.1f} / {r['canary_normalised']['mad_pct']:.1f} | "
-              f"{r['twin_b_canary_normalised']['max_pct']:.1f} / {r['twin_b_canary_normalised']['mad_pct']:.1f} | "
-              f"{r['raw_ms']['max_pct']:.1f} / {r['raw_ms']['mad_pct']:.1f} | "
-              f"{r['ratio_to_neighbour']['max_pct']:.1f} / {r['ratio_to_neighbour']['mad_pct']:.1f} |")
-    (RESULTS / "timing_noise.json").write_text(json.dumps(result, indent=1) + "\n")
+    publish(RECORD, result, "timing_noise", markdown(result))
     return result
+
+
+def markdown(result: dict) -> str:
+    p = result["policy"]
+    lines = ["| model | median ms | twin gap, median / max % | canary-normalised over windows, max / MAD % "
+             "(twin b) | raw ms over windows, max / MAD % | over a neighbour model, max / MAD % |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        c, b, raw, nb = (r[k] for k in ("canary_normalised", "twin_b_canary_normalised", "raw_ms",
+                                        "ratio_to_neighbour"))
+        lines.append(f"| {r['model']} | {r['median_ms']:.2f} | {r['twin_gap_pct']['median']:.1f} / "
+                     f"{r['twin_gap_pct']['max']:.1f} | {c['max_pct']:.1f} / {c['mad_pct']:.1f} "
+                     f"({b['max_pct']:.1f} / {b['mad_pct']:.1f}) | {raw['max_pct']:.1f} / {raw['mad_pct']:.1f} | "
+                     f"{nb['max_pct']:.1f} / {nb['mad_pct']:.1f} ({nb['neighbour'].split('/')[0]}) |")
+    canary = ", ".join(f"{c:.2f}" for c in result["canary_ms_per_window"])
+    lines.append(f"\n`{result['command'].strip()}`: each model opened twice in one worker, {p['windows']} windows "
+                 f"x {p['rounds']} rounds, {p['runs']} runs per session; canary {canary} ms per window; "
+                 f"{result['environment']['device']}.")
+    return "\n".join(lines)
+
+
+RECORD = RESULTS / "timing_noise.json"
 
 
 if __name__ == "__main__":

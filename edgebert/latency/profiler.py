@@ -40,7 +40,7 @@ from edgebert.device.runners import get_runner
 from edgebert.device.timing import TimingPolicy, Workload, measure
 from edgebert.errors import EdgebertError
 from edgebert.export import EXPORT_MODE, GRAPH_OPTIMIZATIONS, OPSET, cached_export, model_inputs
-from edgebert.files import atomic_write_json, read_json
+from edgebert.files import atomic_write_json, prune_cache, read_json, touch
 from edgebert.latency.micro import export_micro
 from edgebert.latency.units import NO_ACTIVATION, UNITS, op_variants
 from edgebert.latency.predictor import calibrate
@@ -170,12 +170,16 @@ def local_tables_dir() -> Path:
     return cache_dir() / "tables"
 
 
+def _micro_dir(precision: str, graph_opt: str) -> Path:
+    return cache_dir() / "micro" / f"{precision}-{graph_opt}"
+
+
 def _micro_path(precision: str, graph_opt: str, unit: str, variant, key: dict, k: int) -> Path:
     import torch
 
     ident = json.dumps([MICRO_VERSION, OPSET, torch.__version__, unit, variant, key, k], sort_keys=True)
     digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
-    return cache_dir() / "micro" / f"{precision}-{graph_opt}" / f"{unit}-{variant}-{digest}-k{k}.onnx"
+    return _micro_dir(precision, graph_opt) / f"{unit}-{variant}-{digest}-k{k}.onnx"
 
 
 def _workloads_for(entry: dict, precision: str, graph_opt: str) -> list[Workload]:
@@ -191,6 +195,9 @@ def _workloads_for(entry: dict, precision: str, graph_opt: str) -> list[Workload
                                   tmp, int8=precision == "int8", graph_optimization=graph_opt)
             os.replace(tmp, path)
             atomic_write_json(inputs_path, [asdict(i) for i in inputs])
+        else:
+            touch(path)
+            touch(inputs_path)
         from edgebert.device.timing import InputSpec
 
         inputs = [InputSpec(**d) for d in json.loads(inputs_path.read_text())]
@@ -337,6 +344,7 @@ def profile(
     table = LatencyTable.from_dict(data, out)
     table.save(out)
     partial.unlink(missing_ok=True)
+    prune_cache(_micro_dir(precision, graph_opt))  # this profile's micro-models were used just now: kept
     return {"table": str(out), "entries": len(data["entries"]), "seconds": round(time.perf_counter() - t0, 1)}
 
 
