@@ -4,7 +4,9 @@ noise floor, which no predictor can beat), from the recorded `validate-table` ru
     python tools/validation_noise.py   # reads tools/results/[history/]validate-*.json; seconds, no timing
 
 A run with 3k windows also splits into k disjoint three-window validations (windows 1-3, 4-6,
-...): how far the ±5 % figure of a three-window validation moves by measurement alone.
+...): how far the ±5 % figure of a three-window validation moves by measurement alone. Then,
+per table over all its validation runs, the signed error by hidden size: a bias that more
+windows cannot remove.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ def within(rows: list[dict], windows: slice, pct: float) -> float:
 def main() -> None:
     import numpy as np
 
+    by_table: dict[str, list[dict]] = {}
     for path in sorted(RESULTS.glob("validate-*.json")) + sorted(RESULTS.glob("history/validate-*.json")):
         report = json.loads(path.read_text())
+        by_table.setdefault(Path(report["table"]).name, []).extend(report["rows"])
         rows, n = report["rows"], report["windows"]
         spread = []
         for r in rows:
@@ -42,6 +46,44 @@ def main() -> None:
             print(f"  within ±5 / ±10 %: all {n} windows {within(rows, slice(None), 5):.0%} / "
                   f"{within(rows, slice(None), 10):.0%}; disjoint three-window validations "
                   + ", ".join(f"{within(rows, s, 5):.0%} / {within(rows, s, 10):.0%}" for s in thirds))
+    print("signed error (predicted - measured) by hidden size, median per band (models):")
+    for table, rows in sorted(by_table.items()):
+        print(f"  {table} ({len(rows)} architectures): {bias_by_hidden(rows)}")
+        print(f"    calibration models, measured / sum: {calibration_ratios(table)}")
+
+
+def bias_by_hidden(rows: list[dict]) -> str:
+    """Signed error (median, per cent) per band of hidden size, and its correlation with hidden."""
+    import numpy as np
+
+    err = np.array([r["error_pct"] for r in rows])
+    hidden = np.array([r["spec"]["hidden"] for r in rows])
+    bands = []
+    for lo, hi in ((0, 200), (200, 400), (400, 600), (600, 10_000)):
+        inside = (hidden >= lo) & (hidden < hi)
+        if inside.any():
+            label = f"hidden >= {lo}" if hi == 10_000 else f"{lo}-{hi - 1}"
+            bands.append(f"{label}: {np.median(err[inside]):+.1f} % ({inside.sum()})")
+    others = {
+        "layers": [len(r["spec"]["layers"]) for r in rows],
+        "mean stack": [np.mean([layer["stack"] for layer in r["spec"]["layers"]]) for r in rows],
+        "share of standard FFNs": [np.mean([layer["ffn"] == "W2(gelu(W1(x)))" for layer in r["spec"]["layers"]])
+                                   for r in rows],
+        "factorised embedding": [float(r["spec"]["embedding"]["kind"] != "standard") for r in rows],
+    }
+    corr = ", ".join(f"{k} {np.corrcoef(np.asarray(v, float), err)[0, 1]:+.2f}" for k, v in others.items())
+    return f"{'; '.join(bands)}; correlation with hidden {np.corrcoef(hidden, err)[0, 1]:+.2f} ({corr})"
+
+
+def calibration_ratios(table_name: str) -> str:
+    """measured / raw sum of the table's calibration models, by hidden size (what a * sum + b can fix)."""
+    path = RESULTS.parent.parent / "latency_tables" / table_name
+    if not path.exists():
+        return "(table not shipped)"
+    models = json.loads(path.read_text()).get("calibration", {}).get("models", [])
+    return ", ".join(f"{m['model']} (h{m['spec']['hidden']}) {m['measured'] / m['sum']:.3f}"
+                     for m in sorted(models, key=lambda m: m["spec"]["hidden"]) if m.get("sum"))
+
 
 
 if __name__ == "__main__":
