@@ -75,7 +75,8 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
 
 
 # Caches of exported models grow with every profile, validation and search (one folder per
-# random architecture): left alone they filled this machine's disk (62 GB in a week, until a validation failed with "No space left on device").
+# random architecture): left alone they filled this machine's disk (62 GB in a week, until a
+# validation failed with "No space left on device").
 CACHE_MAX_GB_ENV = "EDGEBERT_CACHE_MAX_GB"
 CACHE_MAX_GB = 16.0  # per cache kind (exports, micro-models)
 RECENT_S = 3600.0  # entries used this recently belong to work in progress: never pruned
@@ -104,7 +105,14 @@ def prune_cache(root: str | Path, max_bytes: int | None = None, recent_s: float 
         max_bytes = int(float(os.environ.get(CACHE_MAX_GB_ENV) or CACHE_MAX_GB) * 2**30)
     if not root.is_dir():
         return []
-    entries = [(e.stat().st_mtime, _size(e), e) for e in root.iterdir() if not e.name.startswith(".")]
+    entries = []
+    for e in root.iterdir():
+        if e.name.startswith("."):  # a file or folder being written (files.atomic_*)
+            continue
+        try:
+            entries.append((e.stat().st_mtime, _size(e), e))
+        except FileNotFoundError:  # another process pruned it meanwhile
+            continue
     total = sum(size for _, size, _ in entries)
     now, removed = time.time(), []
     for mtime, size, entry in sorted(entries, key=lambda t: t[0]):
