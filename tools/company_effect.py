@@ -27,22 +27,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from finetune_teacher import RESULTS, environment, publish  # noqa: E402
+from finetune_teacher import RESULTS, environment, publish, republish  # noqa: E402
+from timing_noise import shipped_table_workloads  # noqa: E402
 
 TARGETS = ("bert-tiny", "tinybert-4", "minilm-l6-h384")
 COMPANIES = ("alone", "beside bert-base", "among random")
 RECORD = RESULTS / "company_effect.json"
-
-
-def workloads(names_specs, graph_opt: str) -> list:
-    from edgebert.device.timing import Workload
-    from edgebert.export import cached_export, model_inputs
-
-    out = []
-    for name, spec in names_specs:
-        _, path = cached_export(name, spec=spec, int8=False, graph_optimization=graph_opt)
-        out.append(Workload(name, path, model_inputs(spec, 1, 128)))
-    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -51,27 +41,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--summary-only", action="store_true", help="rewrite the README section from the record")
     args = parser.parse_args(argv)
     if args.summary_only:
-        import json
-
-        result = json.loads(RECORD.read_text())
-        publish(RECORD, result, "company_effect", markdown(result))
-        return result
+        return republish(RECORD, "company_effect", markdown)
 
     import numpy as np
 
     from edgebert import zoo
     from edgebert.arch import SPACE
     from edgebert.device.timing import TimingPolicy, measure
-    from edgebert.latency.catalog import find_table
 
-    table = find_table(threads=2, seq_len=128, batch=1, precision="fp32")
-    graph_opt = table.settings.get("graph_optimization", "none")
-    targets = workloads([(n, zoo.get(n)) for n in TARGETS], graph_opt)
+    table, targets = shipped_table_workloads([(n, zoo.get(n)) for n in TARGETS])
     rng = random.Random(0)
     company = {
         "alone": [],
-        "beside bert-base": workloads([("bert-base", zoo.get("bert-base"))], graph_opt),
-        "among random": workloads([(f"random{i}", SPACE.sample(rng)) for i in range(6)], graph_opt),
+        "beside bert-base": shipped_table_workloads([("bert-base", zoo.get("bert-base"))])[1],
+        "among random": shipped_table_workloads([(f"random{i}", SPACE.sample(rng)) for i in range(6)])[1],
     }
     policy = TimingPolicy(threads=2, warmup=3, runs=30, rounds=6, windows=1)
     per = {c: {t.name: [] for t in targets} for c in COMPANIES}

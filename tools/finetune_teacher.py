@@ -58,6 +58,15 @@ def publish(path: Path, record: dict, section: str | None, markdown: str) -> Non
         print(f"(the README has no <!-- {section}:start --> ... <!-- {section}:end --> section; not updated)")
 
 
+def republish(path: Path, section: str, markdown_of) -> dict:
+    """--summary-only: the README section rewritten from the stored record, nothing measured again."""
+    import json
+
+    record = json.loads(path.read_text())
+    publish(path, record, section, markdown_of(record))
+    return record
+
+
 def set_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)

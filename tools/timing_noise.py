@@ -24,14 +24,30 @@ tools/results/timing_noise.json and the README section `timing_noise`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from finetune_teacher import RESULTS, environment, publish  # noqa: E402
+from finetune_teacher import RESULTS, environment, publish, republish  # noqa: E402
 
 MODELS = ("bert-tiny", "tinybert-4", "minilm-l6-h384", "minilm-l12-h384")
+
+
+def shipped_table_workloads(names_specs: list) -> tuple:
+    """(this machine's shipped fp32 2-thread seq-128 table, a Workload per (name, spec) exported as
+    that table decided: random weights, batch 1, seq 128)."""
+    from edgebert.device.timing import Workload
+    from edgebert.export import cached_export, model_inputs
+    from edgebert.latency.catalog import find_table
+
+    table = find_table(threads=2, seq_len=128, batch=1, precision="fp32")
+    graph_opt = table.settings.get("graph_optimization", "none")
+    out = []
+    for name, spec in names_specs:
+        _, path = cached_export(name, spec=spec, int8=False, graph_optimization=graph_opt)
+        out.append(Workload(name, path, model_inputs(spec, 1, 128)))
+    return table, out
 
 
 def spread_pct(values) -> dict:
@@ -50,24 +66,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--summary-only", action="store_true", help="rewrite the README section from the record")
     args = parser.parse_args(argv)
     if args.summary_only:
-        result = json.loads(RECORD.read_text())
-        publish(RECORD, result, "timing_noise", markdown(result))
-        return result
+        return republish(RECORD, "timing_noise", markdown)
 
     import numpy as np
 
     from edgebert import zoo
-    from edgebert.device.timing import TimingPolicy, Workload, measure
-    from edgebert.export import cached_export, model_inputs
-    from edgebert.latency.catalog import find_table
+    from edgebert.device.timing import TimingPolicy, measure
 
-    table = find_table(threads=2, seq_len=128, batch=1, precision="fp32")
-    workloads = []
-    for name in MODELS:
-        spec = zoo.get(name)
-        _, path = cached_export(name, int8=False, graph_optimization=table.settings.get("graph_optimization", "none"))
-        for twin in ("a", "b"):
-            workloads.append(Workload(f"{name}/{twin}", path, model_inputs(spec, 1, 128)))
+    table, models = shipped_table_workloads([(name, zoo.get(name)) for name in MODELS])
+    workloads = [replace(w, name=f"{w.name}/{twin}") for w in models for twin in ("a", "b")]
     policy = TimingPolicy(threads=2, warmup=3, runs=args.runs, rounds=args.rounds, windows=args.windows)
     report = measure(workloads, policy=policy, nominal_canary_ms=table.nominal_canary_ms)
 
