@@ -85,7 +85,9 @@ class LatencyTable:
         if not isinstance(data["entries"], list):
             raise TableError(f"{where}: corrupted latency table (entries is not a list)")
         for i, e in enumerate(data["entries"]):
-            if not isinstance(e, dict) or not {"unit", "key", "seq", "batch", "cost"} <= set(e) or e["unit"] not in UNITS:
+            if (not isinstance(e, dict) or not {"unit", "key", "seq", "batch", "cost"} <= set(e)
+                    or e["unit"] not in UNITS or not isinstance(e["key"], dict)
+                    or not set(UNITS[e["unit"]].axes) <= set(e["key"]) | set(UNITS[e["unit"]].defaults or {})):
                 raise TableError(f"{where}: corrupted latency table (entry {i} is malformed)")
         return cls(data, path)
 
@@ -133,11 +135,11 @@ class LatencyTable:
         """{(seq, *axis values): cost} for one unit/variant/batch."""
         k = (unit, variant, batch)
         if k not in self._index:
-            axes = UNITS[unit].axes
+            axes, defaults = UNITS[unit].axes, UNITS[unit].defaults or {}
             cells = {}
             for e in self.data["entries"]:
                 if e["unit"] == unit and e.get("variant") == variant and e["batch"] == batch:
-                    cells[(e["seq"], *(e["key"][a] for a in axes))] = e["cost"]
+                    cells[(e["seq"], *(e["key"].get(a, defaults.get(a)) for a in axes))] = e["cost"]
             self._index[k] = fitted(cells, UNITS[unit]) if UNITS[unit].features else cells
         return self._index[k]
 
@@ -195,8 +197,9 @@ class LatencyTable:
 
 def fitted(cells: dict[tuple, float], unit) -> dict[tuple, float]:
     """`cells` ({(seq, *axis values): cost}) with each group (same seq and `unit.fit_within` values)
-    replaced by its least-squares fit on `unit.features`; a group with no more cells than features
-    keeps its measured costs."""
+    replaced by its least-squares fit on `unit.features`, by relative error (the noise is a share of
+    each cost, and an ffn group's costs span 6x); a group with no more cells than features keeps its
+    measured costs."""
     import numpy as np
 
     axes = ("seq", *unit.axes)
@@ -209,7 +212,9 @@ def fitted(cells: dict[tuple, float], unit) -> dict[tuple, float]:
         x = np.array([unit.features(dict(zip(axes, p))) for p in points])
         if len(points) <= x.shape[1]:
             continue
-        coef, *_ = np.linalg.lstsq(x, np.array([cells[p] for p in points]), rcond=None)
+        y = np.array([cells[p] for p in points])
+        w = 1.0 / np.maximum(np.abs(y), 1e-12)
+        coef, *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
         out.update({p: float(row @ coef) for p, row in zip(points, x)})
     return out
 

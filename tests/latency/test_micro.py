@@ -28,7 +28,7 @@ def test_the_grid_covers_every_registered_unit():
 @pytest.mark.parametrize("unit,variant", sorted(ENTRIES, key=str))
 def test_micro_model_exports_and_runs(unit, variant, graph_optimization, precision, tmp_path):
     path = tmp_path / "m.onnx"
-    inputs = export_micro(unit, variant, ENTRIES[unit, variant], UNITS[unit].chain[0], 16, 1, path,
+    inputs = export_micro(unit, variant, ENTRIES[unit, variant], max(UNITS[unit].chain), 16, 1, path,
                           int8=precision == "int8", graph_optimization=graph_optimization)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = make_feeds(session, {"name": unit, "inputs": [asdict(i) for i in inputs]}, np.random.default_rng(0))

@@ -3,6 +3,8 @@ import pytest
 
 from edgebert.arch import ArchSpec, Embedding, LayerSpec, validate
 from edgebert.latency.predictor import fit_calibration, predict
+from edgebert.latency.units import STACK_PROBE
+from edgebert.latency.table import LatencyTable, TableError
 from edgebert.latency.validate import sample_architectures, summarize
 from tests.latency import synthetic
 from tests.latency.synthetic import true_cost
@@ -20,7 +22,7 @@ def test_the_predictor_is_exact_on_a_synthetic_table(hidden):
     )))
     # The reference layer (4 heads of 32) splits into its attention and one FFN sub-layer.
     ref = true_cost("mha", None, {"hidden": 320, "heads": 4, "head_size": 32})
-    sub = true_cost("ffn_stack", None, {"hidden": 320}) - ref
+    sub = (true_cost("ffn_stack", None, {"hidden": 320, "stack": STACK_PROBE}) - ref) / (STACK_PROBE - 1)
     attention_ref = ref - sub
     mha = true_cost("mha", None, {"hidden": 320, "heads": 5, "head_size": 48}) - sub
 
@@ -56,9 +58,12 @@ def test_calibration_is_applied():
     assert predict(spec, t).normalised == pytest.approx(0.9 * raw + 1.5)
 
 
-def test_fit_calibration_recovers_a_line():
+def test_fit_calibration_recovers_a_scale():
     sums = [1.0, 5.0, 20.0, 80.0]
-    assert fit_calibration(sums, [0.8 * s + 2.0 for s in sums]) == pytest.approx({"a": 0.8, "b": 2.0})
+    assert fit_calibration(sums, [0.8 * s for s in sums]) == pytest.approx({"a": 0.8, "b": 0.0})
+    # Log errors: a model 10 % over and one 10 % under balance at the geometric mean.
+    assert fit_calibration([1.0, 100.0], [1.1, 100 / 1.1])["a"] == pytest.approx(1.0)
+    assert fit_calibration([], []) == {"a": 1.0, "b": 0.0}
 
 
 def test_validation_samples_include_the_smallest_corner_and_no_calibration_model():
@@ -126,11 +131,37 @@ def test_a_calibration_an_older_predictor_fitted_is_refitted_on_its_measurements
     specs = [ArchSpec.uniform(layers=2, hidden=256, heads=4, inner=1024),
              ArchSpec.uniform(layers=1, hidden=128, heads=2, head_size=64, inner=256)]
     measured = [{"spec": s.to_dict(), "seq": 128, "batch": 1,
-                 "measured": 0.8 * raw_sum(s, base, seq_len=128, batch=1) + 2.0} for s in specs]
+                 "measured": 0.8 * raw_sum(s, base, seq_len=128, batch=1)} for s in specs]
     old = synthetic.table(calibration={"a": 5.0, "b": 0.0, "models": []}, calibration_measured=measured)
     spec = ArchSpec.uniform(layers=3, hidden=512, heads=8, inner=2048)
     raw = predict(spec, old, calibrated=False).normalised
-    assert predict(spec, old).normalised == pytest.approx(0.8 * raw + 2.0)
+    assert predict(spec, old).normalised == pytest.approx(0.8 * raw)
     current = synthetic.table(calibration={"a": 5.0, "b": 0.0, "models": [], "predictor": PREDICTOR_VERSION},
                               calibration_measured=measured)
     assert predict(spec, current).normalised == pytest.approx(5.0 * raw)
+
+
+@pytest.mark.parametrize("hidden", [(128, 256, 512), (128, 256, 384, 512)], ids=["measured-split", "fitted-split"])
+def test_a_table_whose_stack_probes_were_two_deep_predicts_the_same(hidden):
+    """Tables made before the ffn_stack unit had a depth axis hold 2-deep probes keyed by hidden
+    alone: they read as stack 2, and the sub-layer comes out the same."""
+    current = synthetic.table(hidden)
+
+    def two_deep(entry: dict) -> dict:  # the reference layer plus the one sub-layer the deep probe implies
+        h = entry["key"]["hidden"]
+        ref = true_cost("mha", None, {"hidden": h, "heads": 4, "head_size": 32})
+        return {**entry, "key": {"hidden": h}, "cost": ref + (entry["cost"] - ref) / (STACK_PROBE - 1)}
+
+    data = dict(current.data)
+    data["entries"] = [two_deep(e) if e["unit"] == "ffn_stack" else e for e in current.data["entries"]]
+    legacy = LatencyTable.from_dict(data)
+    spec = validate(ArchSpec(hidden=320, layers=(LayerSpec(heads=5, head_size=48, inner=640, stack=3),)))
+    # Between profiled hidden sizes the two tables' probes interpolate with their own FLOPs weights.
+    assert predict(spec, legacy).normalised == pytest.approx(predict(spec, current).normalised, rel=1e-3)
+
+
+def test_an_entry_missing_an_axis_is_refused_in_one_line():
+    data = dict(synthetic.table().data)
+    data["entries"] = [{**e, "key": {}} if e["unit"] == "mha" else e for e in data["entries"]]
+    with pytest.raises(TableError, match="entry .* is malformed"):
+        LatencyTable.from_dict(data)
