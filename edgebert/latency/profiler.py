@@ -14,7 +14,7 @@ crash, even `kill -9`, continues where it stopped and measures nothing twice):
    canary-normalised marginal cost; a window whose canary shows the machine
    running far below the first window's speed, or whose entries spread too
    much, is measured again (never because of a prediction);
-3. calibration: up to five whole zoo models, measured in three windows, and a
+3. calibration: up to five whole zoo models, measured in five windows, and a
    one-parameter fit (predicted = a * sum of units);
 4. the table moves from `<out>.partial` to `<out>`.
 """
@@ -458,7 +458,7 @@ def _measure_calibration(runner, policy, precision, graph_opt, names, seq, batch
         workloads.append(Workload(name, path, model_inputs(spec, batch, seq)))
         specs[name] = spec
     report = measure(workloads, runner=runner, policy=TimingPolicy(threads=policy.threads, spinning=policy.spinning,
-                                                                    warmup=2, runs=15, rounds=5, windows=3))
+                                                                    warmup=2, runs=15, rounds=5, windows=5))
     return [{"model": n, "spec": specs[n].to_dict(), "seq": seq, "batch": batch,
              "measured": report[n].normalised, "median_ms": report[n].median_ms} for n in names]
 
