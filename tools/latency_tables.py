@@ -2,6 +2,7 @@
 
     python tools/latency_tables.py ship [--precisions fp32]   # 2 threads, seq 128: fp32 and INT8, 50 archs each
     python tools/latency_tables.py revalidate [--windows 9]   # the shipped 2-thread seq-128 tables, validated afresh
+    python tools/latency_tables.py repredict       # other machines' tables: stored validations priced again
     python tools/latency_tables.py extra           # 1 thread and seq 64 tables, 10-sample validation each
     python tools/latency_tables.py repeat --gap-min 10   # two independent fp32 profiles >= 10 min apart, compared
 
@@ -23,7 +24,7 @@ from edgebert import zoo
 from edgebert.device.fingerprint import describe
 from edgebert.files import atomic_write_json
 from edgebert.latency import catalog
-from edgebert.latency.predictor import predict
+from edgebert.latency.predictor import PREDICTOR_VERSION, calibrate, predict
 from edgebert.latency.profiler import default_table_name, profile
 from edgebert.latency.table import LatencyTable
 from edgebert.latency.validate import sample_architectures, validate_table
@@ -55,8 +56,8 @@ def validate_and_record(path: Path, samples: int, seed: int | None, windows: int
     report = validate_table(path, samples=samples, seed=seed, windows=windows,
                             plot=RESULTS / f"validate-{path.stem}.png")
     table = LatencyTable.load(path, check_device=False)
-    summary = {k: report[k] for k in ("samples", "seed", "windows", "within_5pct", "within_10pct", "mean_abs_pct",
-                                      "max_abs_pct", "spearman")}
+    summary = {**{k: report[k] for k in ("samples", "seed", "windows", "within_5pct", "within_10pct", "mean_abs_pct",
+                                         "max_abs_pct", "spearman")}, "predictor": PREDICTOR_VERSION}
     table.data["validation"] = summary
     table.save(path)
     atomic_write_json(RESULTS / f"validate-{path.stem}.json", report)
@@ -70,23 +71,48 @@ def breakdown(table_path: Path) -> dict:
             "other_ms": p.breakdown["other_ms"], "ffn_over_mha": p.breakdown["ffn_ms"] / p.breakdown["mha_ms"]}
 
 
+def _device_key(fp: dict) -> str:
+    """The device part of a fingerprint (no threads, precision or frequency): tables of one machine."""
+    isa = ",".join(sorted(k for k, v in fp.get("isa", {}).items() if v))
+    return f"{fp.get('cpu_model')}|{fp.get('physical_cores')}|{isa}|{fp.get('onnxruntime')}"
+
+
 def readme_tables(rows: list[dict]) -> None:
-    lines = ["| table | profile s | samples (seed) x windows | within ±5 % | within ±10 % | mean abs % | max abs % | Spearman | "
-             "bert-base predicted ms (FFN / MHA) |", "|---|---:|---|---:|---:|---:|---:|---:|---|"]
+    """One table of rows per device, this machine's first."""
+    here = _device_key(get_runner_fingerprint())
+    by_device: dict[str, list[dict]] = {}
     for r in rows:
-        b = breakdown(SHIPPED / r["table"])
-        lines.append(f"| `{r['table']}` | {r['profile_seconds']:.0f} | {r['samples']} ({r['seed']}) x {r.get('windows', 3)} | "
-                     f"{r['within_5pct']:.0%} | {r['within_10pct']:.0%} | {r['mean_abs_pct']:.1f} | "
-                     f"{r['max_abs_pct']:.1f} | {r['spearman']:.3f} | {b['latency_ms']:.1f} "
-                     f"({b['ffn_ms']:.1f} / {b['mha_ms']:.1f} = {b['ffn_over_mha']:.2f}x) |")
-    main = next((r for r in rows if "-2t-fp32-s128-" in r["table"]), rows[0])  # the search's default table
-    fp = LatencyTable.load(SHIPPED / main["table"], check_device=False).device
-    lines.append(f"\nDevice: {describe(fp)}. The 2-thread seq-128 tables were profiled by `python "
-                 f"tools/latency_tables.py ship` and validated afresh with predictor v2 by `python "
-                 f"tools/latency_tables.py revalidate` (`edgebert validate-table TABLE --samples 50 --windows W`); the 1-thread "
-                 f"and seq-64 ones by `python tools/latency_tables.py extra` (10 samples each). Seeds unchosen; "
-                 f"plots in `tools/results/validate-*.png`.")
-    replace_section("latency_tables", "\n".join(lines))
+        fp = LatencyTable.load(SHIPPED / r["table"], check_device=False).device
+        by_device.setdefault(_device_key(fp), []).append({**r, "_fp": fp})
+    lines = []
+    for key in sorted(by_device, key=lambda k: k != here):
+        group = by_device[key]
+        main = next((r for r in group if "-2t-fp32-s128-" in r["table"]), group[0])
+        lines += ["", f"**{describe(main['_fp']).split(', ORT')[0]}**" + (" (this machine)" if key == here else ""), "",
+                  "| table | profile s | samples (seed) x windows | predictor | within ±5 % | within ±10 % | mean abs % | "
+                  "max abs % | Spearman | bert-base predicted ms (FFN / MHA) |",
+                  "|---|---:|---|---|---:|---:|---:|---:|---:|---|"]
+        for r in group:
+            b = breakdown(SHIPPED / r["table"])
+            how = f"v{r.get('predictor', 2)}" + (" (re-predicted)" if r.get("repredicted") else "")
+            lines.append(f"| `{r['table']}` | {r['profile_seconds']:.0f} | {r['samples']} ({r['seed']}) x "
+                         f"{r.get('windows', 3)} | {how} | {r['within_5pct']:.0%} | {r['within_10pct']:.0%} | "
+                         f"{r['mean_abs_pct']:.1f} | {r['max_abs_pct']:.1f} | {r['spearman']:.3f} | {b['latency_ms']:.1f} "
+                         f"({b['ffn_ms']:.1f} / {b['mha_ms']:.1f} = {b['ffn_over_mha']:.2f}x) |")
+    lines.append(f"\nThe 2-thread seq-128 tables were profiled by `python tools/latency_tables.py ship` and validated "
+                 f"by `edgebert validate-table TABLE --samples 50 --windows W` (`revalidate` validates them afresh); "
+                 f"the 1-thread and seq-64 ones by `python tools/latency_tables.py extra` (10 samples each). Seeds "
+                 f"unchosen; plots in `tools/results/validate-*.png`. *Predictor*: the version that predicted the "
+                 f"validation; *re-predicted*: a table of another machine, whose stored measurements (real, taken "
+                 f"when it was validated there) this predictor priced again (`python tools/latency_tables.py "
+                 f"repredict`), as this machine cannot measure them.")
+    replace_section("latency_tables", "\n".join(lines).strip())
+
+
+def get_runner_fingerprint() -> dict:
+    from edgebert.device.runners import get_runner
+
+    return get_runner("local").fingerprint(2, "fp32")
 
 
 def record(row: dict) -> None:
@@ -104,15 +130,16 @@ def cmd_ship(args) -> None:
 
 
 def cmd_revalidate(args) -> None:
-    """The shipped 2-thread seq-128 tables' calibration refitted by this predictor (on the measurements
+    """This machine's shipped 2-thread seq-128 tables' calibration refitted by this predictor (on the measurements
     stored at profile time: nothing re-profiled), then validated afresh on `--samples` random architectures
     in `--windows` windows each. The previous validation's rows move to tools/results/history/."""
-    from edgebert.latency.predictor import calibrate
-
+    here = _device_key(get_runner_fingerprint())
     for row in json.loads((RESULTS / "latency_tables.json").read_text()):
         name = row["table"]
         if not any(f"-2t-{p}-s128-" in name for p in args.precisions):
             continue
+        if _device_key(LatencyTable.load(SHIPPED / name, check_device=False).device) != here:
+            continue  # another machine's table: `repredict` prices its stored measurements again
         old = RESULTS / f"validate-{Path(name).stem}.json"
         if old.exists():
             previous = json.loads(old.read_text())
@@ -126,6 +153,38 @@ def cmd_revalidate(args) -> None:
         summary = validate_and_record(path, args.samples, args.seed, args.windows)
         record({**row, **summary})
         print(name, json.dumps(summary))
+
+
+def cmd_repredict(args) -> None:
+    """Tables of another machine: their calibration refitted by this predictor on the measurements stored
+    at profile time, and their validation rows (real measurements, kept in tools/results/validate-*.json)
+    priced again by it; nothing is measured. Tables of this machine are left to `revalidate`."""
+    from edgebert.arch import ArchSpec
+    from edgebert.latency.validate import summarize
+
+    here = _device_key(get_runner_fingerprint())
+    for row in json.loads((RESULTS / "latency_tables.json").read_text()):
+        path = SHIPPED / row["table"]
+        table = LatencyTable.load(path, check_device=False)
+        if _device_key(table.device) == here:
+            continue
+        table.data["calibration"] = calibrate(table.data)
+        table.save(path)
+        table = LatencyTable.load(path, check_device=False)
+        store = RESULTS / f"validate-{path.stem}.json"
+        report = json.loads(store.read_text())
+        for r in report["rows"]:
+            p = predict(ArchSpec.from_dict(r["spec"]), table, seq_len=report["seq_len"], batch=report["batch"])
+            r.update(predicted=p.normalised, predicted_ms=p.latency_ms, extrapolated=p.extrapolated,
+                     error_pct=100.0 * (p.normalised - r["measured"]) / r["measured"])
+        report.update(summarize(report["rows"]), predictor=PREDICTOR_VERSION, repredicted=True)
+        atomic_write_json(store, report)
+        summary = {k: report[k] for k in ("samples", "seed", "windows", "within_5pct", "within_10pct", "mean_abs_pct",
+                                          "max_abs_pct", "spearman", "predictor", "repredicted")}
+        table.data["validation"] = summary
+        table.save(path)
+        record({**row, **summary})
+        print(row["table"], json.dumps(summary))
 
 
 def cmd_extra(args) -> None:
@@ -178,7 +237,7 @@ def cmd_repeat(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["ship", "revalidate", "extra", "repeat"])
+    ap.add_argument("what", choices=["ship", "revalidate", "repredict", "extra", "repeat"])
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--precisions", nargs="+", choices=["fp32", "int8"], default=["fp32", "int8"],
                     help="ship and revalidate")
@@ -187,7 +246,8 @@ def main() -> None:
     ap.add_argument("--gap-min", type=float, default=10.0)
     ap.add_argument("--compare-only", action="store_true", help="repeat: compare the two profiles already made")
     args = ap.parse_args()
-    {"ship": cmd_ship, "revalidate": cmd_revalidate, "extra": cmd_extra, "repeat": cmd_repeat}[args.what](args)
+    {"ship": cmd_ship, "revalidate": cmd_revalidate, "repredict": cmd_repredict, "extra": cmd_extra,
+     "repeat": cmd_repeat}[args.what](args)
 
 
 if __name__ == "__main__":
