@@ -160,7 +160,7 @@ def cmd_repredict(args) -> None:
     at profile time, and their validation rows (real measurements, kept in tools/results/validate-*.json)
     priced again by it; nothing is measured. Tables of this machine are left to `revalidate`."""
     from edgebert.arch import ArchSpec
-    from edgebert.latency.validate import summarize
+    from edgebert.latency.validate import scatter, summarize
 
     here = _device_key(get_runner_fingerprint())
     for row in json.loads((RESULTS / "latency_tables.json").read_text()):
@@ -178,6 +178,9 @@ def cmd_repredict(args) -> None:
             r.update(predicted=p.normalised, predicted_ms=p.latency_ms, extrapolated=p.extrapolated,
                      error_pct=100.0 * (p.normalised - r["measured"]) / r["measured"])
         report.update(summarize(report["rows"]), predictor=PREDICTOR_VERSION, repredicted=True)
+        if report.get("plot"):
+            scatter(report["rows"], RESULTS / Path(report["plot"]).name,
+                    title=f"{path.name}: {report['within_5pct']:.0%} within ±5 % (re-predicted)")
         atomic_write_json(store, report)
         summary = {k: report[k] for k in ("samples", "seed", "windows", "within_5pct", "within_10pct", "mean_abs_pct",
                                           "max_abs_pct", "spearman", "predictor", "repredicted")}
