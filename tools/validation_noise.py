@@ -33,7 +33,8 @@ def main() -> None:
     by_table: dict[str, list[dict]] = {}
     for path in sorted(RESULTS.glob("validate-*.json")) + sorted(RESULTS.glob("history/validate-*.json")):
         report = json.loads(path.read_text())
-        by_table.setdefault(Path(report["table"]).name, []).extend(report["rows"])
+        # Errors pool only over validations priced by one predictor (records before v3 carry no version).
+        by_table.setdefault((Path(report["table"]).name, report.get("predictor", 2)), []).extend(report["rows"])
         rows, n = report["rows"], report["windows"]
         spread = []
         for r in rows:
@@ -47,8 +48,8 @@ def main() -> None:
                   f"{within(rows, slice(None), 10):.0%}; disjoint three-window validations "
                   + ", ".join(f"{within(rows, s, 5):.0%} / {within(rows, s, 10):.0%}" for s in thirds))
     print("signed error (predicted - measured) by hidden size, median per band (models):")
-    for table, rows in sorted(by_table.items()):
-        print(f"  {table} ({len(rows)} architectures): {bias_by_hidden(rows)}")
+    for (table, version), rows in sorted(by_table.items()):
+        print(f"  {table}, predictor v{version} ({len(rows)} architectures): {bias_by_hidden(rows)}")
         print(f"    calibration models, measured / sum: {calibration_ratios(table)}")
 
 

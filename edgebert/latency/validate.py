@@ -25,7 +25,7 @@ from edgebert.device import stats
 from edgebert.device.timing import TimingPolicy, Workload, measure
 from edgebert.errors import EdgebertError
 from edgebert.export import cached_export, model_inputs
-from edgebert.latency.predictor import predict
+from edgebert.latency.predictor import PREDICTOR_VERSION, predict
 from edgebert.latency.table import LatencyTable
 
 GROUP = 10  # models alive in one worker at a time (big random models weigh hundreds of MB)
@@ -118,6 +118,7 @@ def validate_table(
     bar.close()
     result = summarize(rows)
     result.update({"table": str(path), "seed": seed, "windows": windows, "runs_per_window": runs,
+                   "predictor": PREDICTOR_VERSION,
                    "seq_len": seq, "batch": batch, "precision": precision, "rows": rows})
     if plot:
         scatter(rows, Path(plot), title=f"{table.name}: {result['within_5pct']:.0%} within ±5 %")
