@@ -29,8 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid", default="default", help="default, quick, or a grid JSON file")
     p.add_argument("--out", type=Path, default=None, help="table file (default: $EDGEBERT_CACHE/tables/<device>.json)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted profile of --out")
-    p.add_argument("--graph-optimization", default="measure", choices=["measure", "none", "fusion"],
-                   help="decide ORT's offline transformer fusion by timing bert-base (default), or impose it")
+    p.add_argument("--graph-optimization", default="auto", choices=["auto", "measure", "none", "fusion"],
+                   help="ORT's offline transformer fusion: auto (default) takes the decision a table of this machine "
+                        "recorded, else measures; measure times bert-base both ways; none or fusion impose it")
 
     p = add_command(
         sub, "tables", cmd_tables,

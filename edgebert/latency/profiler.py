@@ -14,8 +14,8 @@ crash, even `kill -9`, continues where it stopped and measures nothing twice):
    canary-normalised marginal cost; a window whose canary shows the machine
    running far below the first window's speed, or whose entries spread too
    much, is measured again (never because of a prediction);
-3. calibration: up to five whole zoo models, measured in five windows, and a
-   one-parameter fit (predicted = a * sum of units);
+3. calibration: up to five whole zoo models, measured in five windows spread
+   between the entry passes, and a one-parameter fit (predicted = a * sum of units);
 4. the table moves from `<out>.partial` to `<out>`.
 """
 
@@ -63,6 +63,7 @@ PASSES = 4
 AGREEMENT = 0.15  # entries whose measurements spread wider than this (of their median) get one more
 # Whole models measured at profile time to fit the calibration, from 2 to 110 M parameters.
 CALIBRATION_MODELS = ("bert-base", "minilm-l6-h384", "tinybert-4", "efficientbert", "bert-tiny")
+CALIBRATION_WINDOWS = 5  # one after each of the first four entry passes, the last at the end (fewer for fewer passes)
 
 
 # --- the grid ---------------------------------------------------------------------------------
@@ -81,6 +82,7 @@ class Grid:
     act_widths: list[int]
     op_widths: list[int]
     calibration: list[str] = field(default_factory=lambda: list(CALIBRATION_MODELS))
+    passes: int = PASSES  # windows per entry (units with `passes` > 1 get that multiple)
 
     def entries(self) -> Iterator[tuple[str, str | None, dict]]:
         for kind in ("standard", "factorized", "trigram"):
@@ -122,7 +124,7 @@ def quick_grid() -> Grid:
     return Grid(
         name="quick", hidden=[128, 384, 768], heads=[1, 12], head_size=[32, 64], inner=[32, 384, 3072],
         embedding_sizes=[64, 128], act_widths=[32, 3072], op_widths=[32, 3072],
-        calibration=["tinybert-4", "efficientbert-tiny"],
+        calibration=["tinybert-4", "efficientbert-tiny"], passes=2,
     )
 
 
@@ -140,6 +142,11 @@ def load_grid(name_or_file: str) -> Grid:
         raise EdgebertError(f"{p}: a grid file is an object with keys among {sorted(fields)}")
     base = asdict(default_grid())
     for k, v in d.items():
+        if k == "passes":
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 20:
+                raise EdgebertError(f"{p}: grid field 'passes' must be an integer from 1 to 20")
+            base[k] = v
+            continue
         ok = isinstance(v, list) and (v or k == "calibration") and all(
             isinstance(x, str) if k == "calibration" else (isinstance(x, (int, float)) and x > 0) for x in v)
         if not ok:
@@ -244,9 +251,9 @@ def _cost(entry: dict, chain: dict[int, Workload], report) -> dict:
     return {"cost": cost, "spread": max(x.spread for x in t.values()), "runs": min(x.runs for x in t.values())}
 
 
-def _passes(entry: dict) -> int:
-    """Windows an entry is measured in before the extra pass."""
-    return PASSES * UNITS[entry["unit"]].passes
+def _passes(entry: dict, passes: int) -> int:
+    """Windows an entry is measured in before the extra pass (`passes`: the grid's)."""
+    return passes * UNITS[entry["unit"]].passes
 
 
 def _disagree(entry: dict) -> bool:
@@ -280,13 +287,14 @@ def profile(
     resume: bool = False,
     progress: bool = True,
     command: str | None = None,
-    graph_optimization: str = "measure",
+    graph_optimization: str = "auto",
     window_entries: int = 24,
 ) -> dict[str, Any]:
     """Profile the target into a latency table; returns {"table", "entries", "seconds"}.
 
-    graph_optimization "measure" decides it by timing bert-base both ways (once per
-    device x threads x precision); "none" or "fusion" impose it (tests, or a known device).
+    graph_optimization "auto" takes the decision a table matching this machine, threads and
+    precision recorded, else measures; "measure" decides it by timing bert-base both ways;
+    "none" or "fusion" impose it (tests, or a known device).
     """
     t0 = time.perf_counter()
     runner = get_runner(target)
@@ -312,6 +320,17 @@ def profile(
         atomic_write_json(partial, data, indent=1)
 
     say = _progress(progress)
+    if "graph_optimization" not in data and graph_optimization == "auto":
+        # Decided once per device x threads x precision: a matching table's measured decision stands.
+        from edgebert.latency.catalog import recorded_graph_optimization
+
+        decision, source = recorded_graph_optimization(threads=policy.threads, precision=precision)
+        if source is None:
+            graph_optimization = "measure"
+        else:
+            say(f"graph optimization '{decision}', as measured for {source}")
+            data["graph_optimization"] = {"decision": decision, "from_table": source}
+            save()
     if "graph_optimization" not in data:
         if graph_optimization == "measure":
             say("deciding the graph optimization (bert-base with and without ORT's transformer fusion)")
@@ -319,7 +338,7 @@ def profile(
         elif graph_optimization in GRAPH_OPTIMIZATIONS:
             data["graph_optimization"] = {"decision": graph_optimization, "imposed": True}
         else:
-            raise EdgebertError(f"--graph-optimization {graph_optimization!r}: choose measure, "
+            raise EdgebertError(f"--graph-optimization {graph_optimization!r}: choose auto, measure, "
                                 f"{', '.join(GRAPH_OPTIMIZATIONS)}")
         save()
     graph_opt = data["graph_optimization"]["decision"]
@@ -334,17 +353,32 @@ def profile(
                               "measurements": []}
                 data["entries"].append(by_id[eid])
     entries = data["entries"]
-    bar = _bar(progress, sum(map(_passes, entries)), "profiling",
-               initial=sum(min(len(e["measurements"]), _passes(e)) for e in entries))
-    # Every entry is measured in PASSES windows of different company (a window's speed can
+    need = {e["id"]: _passes(e, g.passes) for e in entries}
+    bar = _bar(progress, sum(need.values()), "profiling",
+               initial=sum(min(len(e["measurements"]), need[e["id"]]) for e in entries))
+    # Every entry is measured in the grid's passes (PASSES) windows of different company (a window's speed can
     # sit off the canary's by a few per cent), some units' in a multiple of them; entries
     # whose figures spread too wide are measured once more, and the median kept.
-    last = max(map(_passes, entries))
+    last = max(need.values())
+    cal_windows = min(CALIBRATION_WINDOWS, g.passes + 1)
+    seq0 = sorted(seq_lens)[0]
+    calibration = _calibration_workloads(precision, graph_opt, g.calibration, seq0, batch)
+    data.setdefault("calibration_windows", [])
+
+    def calibrate_once() -> None:
+        """One window of the calibration models, between entry passes: their scale then averages the
+        machine's states over the whole profile, as the entries' does. Measured here: five windows taken
+        together at the end moved as a block between two profiles (every model 3-7 % lower in the
+        second), shifting every prediction of one table 3.8 % from the other's while their sums of
+        entries agreed within 2.1 % (median)."""
+        data["calibration_windows"].append(_calibration_window(runner, policy, calibration))
+        save()
+
     for p in range(last + 1):
         if p < last:
-            todo = [e for e in entries if len(e["measurements"]) <= p < _passes(e)]
+            todo = [e for e in entries if len(e["measurements"]) <= p < need[e["id"]]]
         else:
-            todo = [e for e in entries if len(e["measurements"]) == _passes(e) and _disagree(e)]
+            todo = [e for e in entries if len(e["measurements"]) == need[e["id"]] and _disagree(e)]
             bar.total += len(todo)
         random.Random(p).shuffle(todo)
         for chunk in _chunks(todo, window_entries):
@@ -359,15 +393,15 @@ def profile(
                 _settle(entry)
             save()
             bar.update(len(chunk))
+        if calibration and p < min(g.passes, cal_windows - 1) and len(data["calibration_windows"]) <= p:
+            calibrate_once()
     bar.close()
 
-    if not data.get("calibration", {}).get("models_done"):
-        if g.calibration:
-            say(f"calibrating on {', '.join(g.calibration)}")
-        data["calibration_measured"] = _measure_calibration(
-            runner, policy, precision, graph_opt, g.calibration, sorted(seq_lens)[0], batch) if g.calibration else []
-        data["calibration"] = {"models_done": True}
-        save()
+    if calibration and len(data["calibration_windows"]) < cal_windows:
+        say(f"calibrating on {', '.join(g.calibration)}")
+        while len(data["calibration_windows"]) < cal_windows:
+            calibrate_once()
+    data["calibration_measured"] = _calibration_measured(data["calibration_windows"], g.calibration, seq0, batch)
     canary_ms = [w["canary_ms"] for w in data["windows"] if w["canary_ms"]]
     data["canary"] = {"name": CANARY_NAME, "nominal_ms": stats.median(canary_ms)}
     data["empty_run_overhead_ms"] = stats.median([w["empty_ms"] for w in data["windows"] if w["empty_ms"]])
@@ -455,17 +489,28 @@ def _decide_graph_optimization(runner, policy, precision, seq, batch) -> dict:
             "seq": seq, "batch": batch}
 
 
-def _measure_calibration(runner, policy, precision, graph_opt, names, seq, batch) -> list[dict]:
-    workloads, specs = [], {}
+def _calibration_workloads(precision, graph_opt, names, seq, batch) -> list[Workload]:
+    """The calibration models, exported before any timing (a window right after PyTorch work reads slow)."""
+    workloads = []
     for name in names:
-        spec = zoo.get(name)
         _, path = cached_export(name, int8=precision == "int8", graph_optimization=graph_opt)
-        workloads.append(Workload(name, path, model_inputs(spec, batch, seq)))
-        specs[name] = spec
+        workloads.append(Workload(name, path, model_inputs(zoo.get(name), batch, seq)))
+    return workloads
+
+
+def _calibration_window(runner, policy, workloads: list[Workload]) -> dict:
     report = measure(workloads, runner=runner, policy=TimingPolicy(threads=policy.threads, spinning=policy.spinning,
-                                                                    warmup=2, runs=15, rounds=5, windows=5))
-    return [{"model": n, "spec": specs[n].to_dict(), "seq": seq, "batch": batch,
-             "measured": report[n].normalised, "median_ms": report[n].median_ms} for n in names]
+                                                                    warmup=2, runs=15, rounds=5, windows=1))
+    return {"timestamp": report.windows[0].timestamp, "canary_ms": report.windows[0].canary_median_ms,
+            "normalised": {w.name: report[w.name].normalised for w in workloads},
+            "median_ms": {w.name: report[w.name].median_ms for w in workloads}}
+
+
+def _calibration_measured(windows: list[dict], names, seq, batch) -> list[dict]:
+    """Per calibration model, the median over its windows (what the calibration is fitted on)."""
+    return [{"model": n, "spec": zoo.get(n).to_dict(), "seq": seq, "batch": batch,
+             "measured": stats.median([w["normalised"][n] for w in windows]),
+             "median_ms": stats.median([w["median_ms"][n] for w in windows])} for n in names]
 
 
 # --- progress ----------------------------------------------------------------------------------
