@@ -27,6 +27,7 @@ from edgebert.latency import catalog
 from edgebert.latency.predictor import PREDICTOR_VERSION, calibrate, predict
 from edgebert.latency.profiler import default_table_name, profile
 from edgebert.latency.table import LatencyTable
+from edgebert.latency.units import UNITS
 from edgebert.latency.validate import sample_architectures, validate_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -222,15 +223,20 @@ def cmd_repeat(args) -> None:
             time.sleep(wait)
         profile(threads=2, precision="fp32", seq_lens=[128], out=b, graph_optimization="none")
     d = catalog.diff(a, b)
-    d["gap_minutes"] = round((b.stat().st_mtime - a.stat().st_mtime) / 60, 1)
+    first, second = (LatencyTable.load(p, check_device=False) for p in (a, b))
+    started = [time.mktime(time.strptime(t.data["created"], "%Y-%m-%dT%H:%M:%SZ")) for t in (first, second)]
+    d["gap_minutes"] = round((started[1] - started[0]) / 60, 1)  # start to start, as every entry's gap
+    d["profile_seconds"] = [round(t.data["seconds"]) for t in (first, second)]
     d["whole_models"] = m = whole_model_drift(a, b)
-    first = LatencyTable.load(a, check_device=False)
     d["device"] = describe(first.device)
+    passes = first.settings["grid"].get("passes", 2)
     atomic_write_json(RESULTS / "latency_repeatability.json", d)
     units = ", ".join(f"{u} {v['median_abs_pct']:.1f} %" for u, v in d["by_unit"].items())
     replace_section("latency_repeatability", (
-        f"Two independent fp32 profiles {d['gap_minutes']} min apart, end to end (`python tools/latency_tables.py "
-        f"repeat`; {d['device']}; seq 128, batch 1; each entry measured in 2-3 windows of 6 rounds x 12 runs): "
+        f"Two independent fp32 profiles started {d['gap_minutes']} min apart, each end to end "
+        f"({d['profile_seconds'][0]} s and {d['profile_seconds'][1]} s; `python tools/latency_tables.py "
+        f"repeat`; {d['device']}; seq 128, batch 1; each entry measured in {passes}-{passes + 1} windows of 6 rounds "
+        f"x 12 runs, the stack probe in {UNITS['ffn_stack'].passes * passes}): "
         f"over {d['common_entries']} entries, median |Δ| **{d['median_abs_pct']:.1f} %**, "
         f"p90 {d['p90_abs_pct']:.1f} %, max {d['max_abs_pct']:.0f} % (per unit: {units}); canary "
         f"{d['nominal_canary_ms']['a']:.3f} vs {d['nominal_canary_ms']['b']:.3f} ms. Whole models predicted from "
