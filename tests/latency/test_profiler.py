@@ -111,3 +111,28 @@ def test_bad_inputs_get_one_line(tmp_path, grid_file, resumed_table):
     for args, fragment in cases:
         _one_line(subprocess.run(cli(*args), capture_output=True, text=True), fragment)
     assert not (tmp_path / "a.json").exists() and not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("passes", 0, "'passes' must be an integer from 1 to 20"),
+    ("passes", True, "'passes' must be an integer from 1 to 20"),
+    ("decision_model", 7, "'decision_model' must be a zoo name"),
+    ("decision_model", "no-such-model", "no-such-model"),
+    ("hidden", [], "must be a non-empty list"),
+    ("calibration", ["tinybert-4"] * 6, "at most 5 calibration models"),
+    ("spinning", [1], "keys among"),
+])
+def test_a_grid_file_is_checked_field_by_field(tmp_path, field, value, fragment):
+    from edgebert.errors import EdgebertError
+    from edgebert.latency.profiler import load_grid
+
+    p = tmp_path / "grid.json"
+    p.write_text(json.dumps({**TINY_GRID, field: value}))
+    with pytest.raises(EdgebertError, match=fragment):
+        load_grid(str(p))
+
+
+def test_a_grid_file_keeps_its_fields():
+    from edgebert.latency.profiler import load_grid, quick_grid
+
+    assert quick_grid().decision_model == "minilm-l6-h384" and load_grid("default").decision_model == "bert-base"
