@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_teacher import GLUE, REPO, RESULTS, environment  # noqa: E402
+from search_bench import run_path  # noqa: E402
 
 LAYERS = (2, 3, 4, 6)
 INNER_RATIOS = (2, 4)
@@ -96,7 +97,7 @@ def main() -> None:
                                "spec_summary": best["summary"]},
                       "trials": len(fitting), "evaluated": len(fitting), "stages": {},
                       "seconds": round(time.perf_counter() - t0, 1)}
-            atomic_write_json(args.results / f"{tag}.json", record)
+            atomic_write_json(run_path(args.results, tag, record["environment"]["fingerprint"]), record)
             acc = final["dev"].get("accuracy", next(iter(final["dev"].values())))
             print(f"1/{x:g} seed {seed}: hand-designed {best['summary']} measured {best['measured_ms']:.2f} ms "
                   f"= {best['budget_use']:.0%} of the budget, SST-2 dev {acc:.2%}")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from edgebert import zoo
-from edgebert.device.fingerprint import describe
+from edgebert.device.fingerprint import describe, machine_key, machine_name
 from edgebert.files import atomic_write_json
 from edgebert.latency import catalog
 from edgebert.latency.predictor import PREDICTOR_VERSION, calibrate, predict
@@ -73,24 +73,18 @@ def breakdown(table_path: Path) -> dict:
             "other_ms": p.breakdown["other_ms"], "ffn_over_mha": p.breakdown["ffn_ms"] / p.breakdown["mha_ms"]}
 
 
-def _device_key(fp: dict) -> str:
-    """The device part of a fingerprint (no threads, precision or frequency): tables of one machine."""
-    isa = ",".join(sorted(k for k, v in fp.get("isa", {}).items() if v))
-    return f"{fp.get('cpu_model')}|{fp.get('physical_cores')}|{isa}|{fp.get('onnxruntime')}"
-
-
 def readme_tables(rows: list[dict]) -> None:
     """One table of rows per device, this machine's first."""
-    here = _device_key(get_runner_fingerprint())
+    here = machine_key(get_runner_fingerprint())
     by_device: dict[str, list[dict]] = {}
     for r in rows:
         fp = LatencyTable.load(SHIPPED / r["table"], check_device=False).device
-        by_device.setdefault(_device_key(fp), []).append({**r, "_fp": fp})
+        by_device.setdefault(machine_key(fp), []).append({**r, "_fp": fp})
     lines = []
     for key in sorted(by_device, key=lambda k: k != here):
         group = by_device[key]
         main = next((r for r in group if "-2t-fp32-s128-" in r["table"]), group[0])
-        lines += ["", f"**{describe(main['_fp']).split(', ORT')[0]}**" + (" (this machine)" if key == here else ""), "",
+        lines += ["", f"**{machine_name(main['_fp'])}**" + (" (this machine)" if key == here else ""), "",
                   "| table | profile s | samples (seed) x windows | predictor | within ±5 % | within ±10 % | mean abs % | "
                   "max abs % | Spearman | bert-base predicted ms (FFN / MHA) |",
                   "|---|---:|---|---|---:|---:|---:|---:|---:|---|"]
@@ -135,12 +129,12 @@ def cmd_revalidate(args) -> None:
     """This machine's shipped 2-thread seq-128 tables' calibration refitted by this predictor (on the measurements
     stored at profile time: nothing re-profiled), then validated afresh on `--samples` random architectures
     in `--windows` windows each. The previous validation's rows move to tools/results/history/."""
-    here = _device_key(get_runner_fingerprint())
+    here = machine_key(get_runner_fingerprint())
     for row in json.loads((RESULTS / "latency_tables.json").read_text()):
         name = row["table"]
         if not any(f"-2t-{p}-s128-" in name for p in args.precisions):
             continue
-        if _device_key(LatencyTable.load(SHIPPED / name, check_device=False).device) != here:
+        if machine_key(LatencyTable.load(SHIPPED / name, check_device=False).device) != here:
             continue  # another machine's table: `repredict` prices its stored measurements again
         old = RESULTS / f"validate-{Path(name).stem}.json"
         if old.exists():
@@ -164,11 +158,11 @@ def cmd_repredict(args) -> None:
     from edgebert.arch import ArchSpec
     from edgebert.latency.validate import scatter, summarize
 
-    here = _device_key(get_runner_fingerprint())
+    here = machine_key(get_runner_fingerprint())
     for row in json.loads((RESULTS / "latency_tables.json").read_text()):
         path = SHIPPED / row["table"]
         table = LatencyTable.load(path, check_device=False)
-        if _device_key(table.device) == here:
+        if machine_key(table.device) == here:
             continue
         table.data["calibration"] = calibrate(table.data)
         table.save(path)

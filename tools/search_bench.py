@@ -123,22 +123,54 @@ def main() -> None:
                                seed=seed, quick=args.quick, strategy=args.strategy)
             result = search(cfg, say=print)
             record = {"speedup": x, "quick": args.quick, "seed": seed, "environment": environment(), **result}
-            atomic_write_json(RESULTS / "search" / f"{tag}.json", record)
+            atomic_write_json(run_path(RESULTS / "search", tag, record["environment"]["fingerprint"]), record)
             print(row(record))
 
     records = recorded_runs()
     records.sort(key=lambda r: (r["speedup"], r["quick"], r["strategy"], r["seed"]))
-    md = (comparison(records + earlier_records()) + "\n\n"
-          + "| budget | strategy | seed | winner | FFN inner per layer | predicted ms | measured ms / bert-base ms | "
-          "measured ratio | refits | final steps | SST-2 dev | trials (trained) | minutes |\n"
-          "|---|---|---|---|---|---:|---:|---|---|---:|---:|---:|---:|\n"
-          + "\n".join(row(r) for r in records)
-          + f"\n\nDevice: {records[-1]['environment']['device']}; "
-          "`python tools/search_bench.py --speedup X [--quick] [--seeds S ..] [--strategy random]`; "
-          "one row per run recorded in tools/results/search/. FFN column: inner size per layer, xN a stack of N "
-          "sub-layers, * an MLP expression other than the standard GELU FFN. Final steps: the winner's "
-          "distillation, warm-up + task optimizer steps († cut short by the backstop clock; — not recorded).")
-    publish(RESULTS / "search_summary.json", {"rows": [row(r) for r in records]}, "search", md)
+    publish(RESULTS / "search_summary.json", {"rows": [row(r) for r in records]}, "search", summary(records))
+
+
+def run_path(directory: Path, tag: str, fp: dict) -> Path:
+    """<directory>/<tag>.json, or <tag>@<machine>.json when that name holds another machine's
+    run (which is kept: runs of two CPUs are two results, not one overwriting the other)."""
+    import hashlib
+
+    from edgebert.device.fingerprint import machine_key
+
+    plain = directory / f"{tag}.json"
+    if not plain.exists() or machine_key(json.loads(plain.read_text())["environment"]["fingerprint"]) == machine_key(fp):
+        return plain
+    return plain.with_name(f"{tag}@{hashlib.sha256(machine_key(fp).encode()).hexdigest()[:8]}.json")
+
+
+def summary(records: list[dict]) -> str:
+    """One comparison and one run table per machine, this machine's first: a search's winner and its
+    accuracy depend on the device it was budgeted on, so runs of two CPUs are never averaged together."""
+    from edgebert.device.fingerprint import fingerprint, machine_key, machine_name
+
+    here = machine_key(fingerprint(2))
+    by_machine: dict[str, list[dict]] = {}
+    for r in records + earlier_records():
+        by_machine.setdefault(machine_key(r["environment"]["fingerprint"]), []).append(r)
+    parts = []
+    for key in sorted(by_machine, key=lambda k: k != here):
+        group = by_machine[key]
+        runs = [r for r in group if r in records]
+        if not runs:
+            continue
+        name = machine_name(runs[-1]["environment"]["fingerprint"])
+        parts.append(
+            f"**{name}**{' (this machine)' if key == here else ''}\n\n" + comparison(group) + "\n\n"
+            + "| budget | strategy | seed | winner | FFN inner per layer | predicted ms | measured ms / bert-base ms | "
+            "measured ratio | refits | final steps | SST-2 dev | trials (trained) | minutes |\n"
+            "|---|---|---|---|---|---:|---:|---|---|---:|---:|---:|---:|\n"
+            + "\n".join(row(r) for r in runs)
+            + f"\n\nDevice: {runs[-1]['environment']['device']}.")
+    return ("\n\n".join(parts) + "\n\n`python tools/search_bench.py --speedup X [--quick] [--seeds S ..] [--strategy random]`; "
+            "one row per run recorded in tools/results/search/, grouped by machine. FFN column: inner size per layer, "
+            "xN a stack of N sub-layers, * an MLP expression other than the standard GELU FFN. Final steps: the "
+            "winner's distillation, warm-up + task optimizer steps († cut short by the backstop clock; — not recorded).")
 
 
 if __name__ == "__main__":

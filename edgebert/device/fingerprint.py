@@ -118,6 +118,17 @@ def match_key(fp: dict) -> dict:
     return {k: v for k, v in fp.items() if k not in DRIFTING and k not in INCIDENTAL}
 
 
+def machine_key(fp: dict) -> str:
+    """The machine alone (no threads, precision, spinning or clock): what groups one machine's results."""
+    isa = ",".join(sorted(k for k, v in fp.get("isa", {}).items() if v))
+    return f"{fp.get('cpu_model')}|{fp.get('physical_cores')}|{isa}|{fp.get('onnxruntime')}"
+
+
+def machine_name(fp: dict) -> str:
+    """The machine part of `describe`, e.g. 'Intel Xeon @ 2.50GHz, 2C/2T, avx512_vnni, Linux x86_64'."""
+    return describe(fp).split(", ORT")[0]
+
+
 def describe(fp: dict) -> str:
     """One line, e.g. 'Intel Xeon @ 2.50GHz, 2C/2T, avx512_vnni, Linux x86_64, ORT 1.31.1, 2 thr fp32 spin=stop'."""
     isa = fp.get("isa", {})
