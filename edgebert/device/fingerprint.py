@@ -126,16 +126,14 @@ def machine_key(fp: dict) -> str:
 
 def machine_name(fp: dict) -> str:
     """The machine part of `describe`, e.g. 'Intel Xeon @ 2.50GHz, 2C/2T, avx512_vnni, Linux x86_64'."""
-    return describe(fp).split(", ORT")[0]
+    isa = fp.get("isa", {})
+    headline = next((f for f in _HEADLINE if isa.get(f)), "no SIMD flags")
+    return (f"{fp.get('cpu_model')}, {fp.get('physical_cores')}C/{fp.get('logical_cores')}T, {headline}, "
+            f"{fp.get('os')} {fp.get('machine')}")
 
 
 def describe(fp: dict) -> str:
     """One line, e.g. 'Intel Xeon @ 2.50GHz, 2C/2T, avx512_vnni, Linux x86_64, ORT 1.31.1, 2 thr fp32 spin=stop'."""
-    isa = fp.get("isa", {})
-    headline = next((f for f in _HEADLINE if isa.get(f)), "no SIMD flags")
     freq = f", {fp['cpu_freq_mhz']:.0f} MHz" if fp.get("cpu_freq_mhz") else ""
-    return (
-        f"{fp.get('cpu_model')}, {fp.get('physical_cores')}C/{fp.get('logical_cores')}T, {headline}, "
-        f"{fp.get('os')} {fp.get('machine')}, ORT {fp.get('onnxruntime')}, "
-        f"{fp.get('threads')} thr {fp.get('precision')} spin={fp.get('spinning')}{freq}"
-    )
+    return (f"{machine_name(fp)}, ORT {fp.get('onnxruntime')}, "
+            f"{fp.get('threads')} thr {fp.get('precision')} spin={fp.get('spinning')}{freq}")

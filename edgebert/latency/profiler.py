@@ -476,7 +476,7 @@ def _measure_window(runner, chains, policy, data, chunk) -> tuple[Any, int]:
 FUSION_MARGIN = 0.03
 
 
-def _decide_graph_optimization(runner, policy, precision, seq, batch, model: str = "bert-base") -> dict:
+def _decide_graph_optimization(runner, policy, precision, seq, batch, model: str) -> dict:
     """Time `model` (the grid's decision model) exported both ways, interleaved, in five windows. Fusion must win by
     FUSION_MARGIN in the median window: within the machine's noise a tie keeps the plain graph (the
     default). The two graphs run in the same windows, so each window's ratio of their medians is free
