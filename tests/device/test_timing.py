@@ -15,8 +15,12 @@ def test_interleaving_records_every_workload_and_the_references(embed, matmul, q
         t = report[name]
         assert t.runs == quick.runs and len(t.times_ms) == 1 and len(t.times_ms[0]) == quick.runs
         assert t.p99_ms is None  # fewer than 200 runs
-        # paired per burst with the canary runs just before it: close to, not equal to, the window ratio
-        assert t.normalised == pytest.approx(t.median_ms / report.windows[0].canary_median_ms, rel=0.5)
+        # Paired per burst with the canary runs just before it: near, not equal to, the window
+        # ratio. Only a loose band holds here: two bursts of two runs of a microsecond model on
+        # a shared 2-core host differed from the window ratio by 1.5x in CI. The pairing
+        # arithmetic itself is checked exactly in test_normalisation_pairs_each_burst_with_the_canary_just_before_it.
+        window_ratio = t.median_ms / report.windows[0].canary_median_ms
+        assert 1 / 3 < t.normalised / window_ratio < 3
         assert t.nominal_ms == pytest.approx(t.normalised * 1.0)
     window = report.windows[0]
     assert len(window.canary_times_ms) == quick.runs and len(window.empty_times_ms) == quick.runs
