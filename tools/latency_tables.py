@@ -5,6 +5,7 @@
     python tools/latency_tables.py repredict       # other machines' tables: stored validations priced again
     python tools/latency_tables.py extra           # 1 thread and seq 64 tables, 10-sample validation each
     python tools/latency_tables.py repeat --gap-min 10   # two independent fp32 profiles >= 10 min apart, compared
+    python tools/latency_tables.py quick           # the quick grid's profile time (goal <= 60 s), both decisions
 
 Tables go to latency_tables/ (named by device and settings); validation
 summaries are stored in each table's "validation" field, rows and scatter plots
@@ -25,7 +26,7 @@ from edgebert.device.fingerprint import describe, machine_key, machine_name
 from edgebert.files import atomic_write_json
 from edgebert.latency import catalog
 from edgebert.latency.predictor import PREDICTOR_VERSION, calibrate, predict
-from edgebert.latency.profiler import default_table_name, profile
+from edgebert.latency.profiler import default_table_name, load_grid, profile
 from edgebert.latency.table import LatencyTable
 from edgebert.latency.units import UNITS
 from edgebert.latency.validate import sample_architectures, validate_table
@@ -239,9 +240,30 @@ def cmd_repeat(args) -> None:
     print(json.dumps({k: v for k, v in d.items() if k != "rows"}, indent=1))
 
 
+def cmd_quick(args) -> None:
+    """Time `--grid quick` end to end (fp32, 2 threads, seq 128) twice: deciding graph optimization by
+    its own measurement, then reusing the decision this machine's shipped table recorded."""
+    import tempfile
+
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for decision in ("measure", "auto"):
+            made = profile(threads=2, precision="fp32", seq_lens=[128], grid="quick",
+                           out=Path(tmp) / f"quick-{decision}.json", graph_optimization=decision)
+            runs[decision] = round(made["seconds"], 1)
+            print(f"quick grid, decision {decision}: {made['entries']} entries in {made['seconds']:.1f} s")
+    device = describe(get_runner_fingerprint())
+    atomic_write_json(RESULTS / "latency_quick.json", {"seconds": runs, "device": device, "goal_s": 60})
+    replace_section("latency_quick", (
+        f"The quick grid (`python tools/latency_tables.py quick`: `edgebert profile --grid quick`, fp32, "
+        f"2 threads, seq 128; {device}) took **{runs['measure']} s** deciding graph optimization by its own "
+        f"measurement (timed on {load_grid('quick').decision_model}, which has bert-base's operations at a fifth "
+        f"of its time) and **{runs['auto']} s** reusing the decision this machine's table recorded (goal ≤ 60 s)."))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["ship", "revalidate", "repredict", "extra", "repeat"])
+    ap.add_argument("what", choices=["ship", "revalidate", "repredict", "extra", "repeat", "quick"])
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--precisions", nargs="+", choices=["fp32", "int8"], default=["fp32", "int8"],
                     help="ship and revalidate")
@@ -251,7 +273,7 @@ def main() -> None:
     ap.add_argument("--compare-only", action="store_true", help="repeat: compare the two profiles already made")
     args = ap.parse_args()
     {"ship": cmd_ship, "revalidate": cmd_revalidate, "repredict": cmd_repredict, "extra": cmd_extra,
-     "repeat": cmd_repeat}[args.what](args)
+     "repeat": cmd_repeat, "quick": cmd_quick}[args.what](args)
 
 
 if __name__ == "__main__":

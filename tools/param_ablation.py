@@ -17,18 +17,21 @@ tools/search_bench.py). Two parameter budgets P:
 For each, the share of picks whose predicted latency breaks the budget (> 1/X) or wastes it
 (< 0.9/X). Then `--measure N` of the best-case picks per budget are exported and measured
 beside bert-base in one interleaved window, to check the predicted verdicts by measurement.
-Records tools/results/param_ablation.json and the README section `param_ablation`.
+Records tools/results/param_ablation.json (param_ablation@<machine>.json when that holds another
+machine's run) and the README section `param_ablation`, one table per machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_teacher import REPO, RESULTS, environment, publish  # noqa: E402
+from search_bench import run_path  # noqa: E402
 
 
 def verdicts(latencies: list[float], budget: float) -> dict[str, float | None]:
@@ -116,19 +119,34 @@ def main() -> None:
 
     record = {"environment": environment(), "table": table.name, "samples": len(sample), "seed": args.seed,
               "bert_base_predicted_ms": bert_ms, "bert_base_params": bert_params, "rows": rows}
-    lines = [f"`python tools/param_ablation.py` — {len(sample)} random architectures of the search space "
-             f"(seed {args.seed}), latency predicted on `{table.name}`; {environment()['device']}", "",
+    path = run_path(RESULTS, "param_ablation", record["environment"]["fingerprint"])
+    others = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("param_ablation*.json")) if p != path]
+    publish(path, record, "param_ablation", summary(others + [record]))
+
+
+def summary(records: list[dict]) -> str:
+    """One table per machine, this machine's first (each priced on its own machine's table)."""
+    from edgebert.device.fingerprint import fingerprint, machine_key
+
+    here = machine_key(fingerprint(2))
+    records = sorted(records, key=lambda r: machine_key(r["environment"]["fingerprint"]) != here)
+    return "\n\n".join(markdown(r, machine_key(r["environment"]["fingerprint"]) == here) for r in records)
+
+
+def markdown(record: dict, here: bool) -> str:
+    lines = [f"`python tools/param_ablation.py` — {record['samples']} random architectures of the search space "
+             f"(seed {record['seed']}), latency predicted on `{record['table']}`; {record['environment']['device']}"
+             + (" (this machine)" if here else ""), "",
              "| budget | naive P (bert-base/X) | picks | break | waste | best-case P | picks | break | waste | "
              "inside | slowest / fastest pick | measured picks: break / waste |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+    for r in record["rows"]:
         n, b, m = r["naive"], r["best"], r.get("measured")
         meas = f"{m['picks']}: {pct(m['break'])} / {pct(m['waste'])}" if m else "—"
         lines.append(f"| 1/{r['speedup']:g} | {r['naive_params'] / 1e6:.1f} M | {n['picks']} | {pct(n['break'])} | "
                      f"{pct(n['waste'])} | {r['best_params'] / 1e6:.2f} M | {b['picks']} | {pct(b['break'])} | "
                      f"{pct(b['waste'])} | {pct(b['inside'])} | {r['best_latency_span']:.1f}x | {meas} |")
-    publish(RESULTS / "param_ablation.json", record, "param_ablation", "\n".join(lines))
-
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     main()
