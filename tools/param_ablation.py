@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_teacher import REPO, RESULTS, environment, publish  # noqa: E402
-from search_bench import run_path  # noqa: E402
+from search_bench import by_machine, run_path  # noqa: E402
 
 
 def verdicts(latencies: list[float], budget: float) -> dict[str, float | None]:
@@ -126,11 +126,7 @@ def main() -> None:
 
 def summary(records: list[dict]) -> str:
     """One table per machine, this machine's first (each priced on its own machine's table)."""
-    from edgebert.device.fingerprint import fingerprint, machine_key
-
-    here = machine_key(fingerprint(2))
-    records = sorted(records, key=lambda r: machine_key(r["environment"]["fingerprint"]) != here)
-    return "\n\n".join(markdown(r, machine_key(r["environment"]["fingerprint"]) == here) for r in records)
+    return "\n\n".join(markdown(r, here) for here, group in by_machine(records) for r in group)
 
 
 def markdown(record: dict, here: bool) -> str:
@@ -147,6 +143,7 @@ def markdown(record: dict, here: bool) -> str:
                      f"{pct(n['waste'])} | {r['best_params'] / 1e6:.2f} M | {b['picks']} | {pct(b['break'])} | "
                      f"{pct(b['waste'])} | {pct(b['inside'])} | {r['best_latency_span']:.1f}x | {meas} |")
     return "\n".join(lines)
+
 
 if __name__ == "__main__":
     main()

@@ -144,24 +144,30 @@ def run_path(directory: Path, tag: str, fp: dict) -> Path:
     return plain.with_name(f"{tag}@{hashlib.sha256(machine_key(fp).encode()).hexdigest()[:8]}.json")
 
 
+def by_machine(records: list[dict]) -> list[tuple[bool, list[dict]]]:
+    """Records grouped by the machine that made them, as (made on this machine, group), this machine's first."""
+    from edgebert.device.fingerprint import fingerprint, machine_key
+
+    here = machine_key(fingerprint(2))
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(machine_key(r["environment"]["fingerprint"]), []).append(r)
+    return [(key == here, groups[key]) for key in sorted(groups, key=lambda k: k != here)]
+
+
 def summary(records: list[dict]) -> str:
     """One comparison and one run table per machine, this machine's first: a search's winner and its
     accuracy depend on the device it was budgeted on, so runs of two CPUs are never averaged together."""
-    from edgebert.device.fingerprint import fingerprint, machine_key, machine_name
+    from edgebert.device.fingerprint import machine_name
 
-    here = machine_key(fingerprint(2))
-    by_machine: dict[str, list[dict]] = {}
-    for r in records + earlier_records():
-        by_machine.setdefault(machine_key(r["environment"]["fingerprint"]), []).append(r)
     parts = []
-    for key in sorted(by_machine, key=lambda k: k != here):
-        group = by_machine[key]
+    for here, group in by_machine(records + earlier_records()):
         runs = [r for r in group if r in records]
         if not runs:
             continue
         name = machine_name(runs[-1]["environment"]["fingerprint"])
         parts.append(
-            f"**{name}**{' (this machine)' if key == here else ''}\n\n" + comparison(group) + "\n\n"
+            f"**{name}**{' (this machine)' if here else ''}\n\n" + comparison(group) + "\n\n"
             + "| budget | strategy | seed | winner | FFN inner per layer | predicted ms | measured ms / bert-base ms | "
             "measured ratio | refits | final steps | SST-2 dev | trials (trained) | minutes |\n"
             "|---|---|---|---|---|---:|---:|---|---|---:|---:|---:|---:|\n"
