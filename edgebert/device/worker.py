@@ -185,6 +185,11 @@ def time_job(job: dict) -> dict:
             for k in range(len(entries)):
                 i = (r + k) % len(entries)
                 if canary_index is not None and roles[i] == "workload":
+                    # Untimed first: right after another model the canary's caches are cold, and its
+                    # timed runs would then read the previous model's footprint, not the machine's
+                    # speed (measured here: the first workload, which follows only the empty model,
+                    # read 5 % slow in canary units beside five copies of itself; raw ms equal).
+                    runners[canary_index][0].run(None, runners[canary_index][1])
                     paired[i].append(timed(*runners[canary_index], PAIRED_CANARY))
                 session, feeds = runners[i]
                 session.run(None, feeds)  # untimed: refill caches after the previous model
