@@ -480,8 +480,9 @@ def _decide_graph_optimization(runner, policy, precision, seq, batch, model: str
     """Time `model` (the grid's decision model) exported both ways, interleaved, in five windows. Fusion must win by
     FUSION_MARGIN in the median window: within the machine's noise a tie keeps the plain graph (the
     default). The two graphs run in the same windows, so each window's ratio of their medians is free
-    of the machine's speed; their canary-normalised figures are not (each pairs with its own canary
-    runs): on this machine they once read fusion 7 % faster while the raw medians tied (133.8 ms both)."""
+    of the machine's speed; their canary-normalised figures once read fusion 7 % faster while the raw
+    medians tied (133.8 ms both): the first workload's paired canary then followed the empty model, warm,
+    and every other's a real model, cold (the worker now refills the canary's caches first)."""
     spec = zoo.get(model)
     workloads = []
     for decision in GRAPH_OPTIMIZATIONS:
