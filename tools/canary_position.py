@@ -60,6 +60,8 @@ def main() -> dict:
     args = parser.parse_args()
     if args.summary_only:
         return republish(RECORD, "canary_position", markdown)
+    if args.copies < 2 or min(args.windows, args.runs, args.rounds) < 1:
+        raise SystemExit("canary_position: --copies must be at least 2 and --windows, --runs, --rounds at least 1")
 
     from dataclasses import replace
 
