@@ -34,18 +34,18 @@ from finetune_teacher import RESULTS, environment, publish, republish  # noqa: E
 MODELS = ("bert-tiny", "tinybert-4", "minilm-l6-h384", "minilm-l12-h384")
 
 
-def shipped_table_workloads(names_specs: list) -> tuple:
-    """(this machine's shipped fp32 2-thread seq-128 table, a Workload per (name, spec) exported as
-    that table decided: random weights, batch 1, seq 128)."""
+def shipped_table_workloads(names_specs: list, *, precision: str = "fp32") -> tuple:
+    """(this machine's shipped 2-thread seq-128 table of that precision, a Workload per (name, spec)
+    exported as that table decided: random weights, batch 1, seq 128)."""
     from edgebert.device.timing import Workload
     from edgebert.export import cached_export, model_inputs
     from edgebert.latency.catalog import find_table
 
-    table = find_table(threads=2, seq_len=128, batch=1, precision="fp32")
+    table = find_table(threads=2, seq_len=128, batch=1, precision=precision)
     graph_opt = table.settings.get("graph_optimization", "none")
     out = []
     for name, spec in names_specs:
-        _, path = cached_export(name, spec=spec, int8=False, graph_optimization=graph_opt)
+        _, path = cached_export(name, spec=spec, int8=precision == "int8", graph_optimization=graph_opt)
         out.append(Workload(name, path, model_inputs(spec, 1, 128)))
     return table, out
 

@@ -7,8 +7,8 @@ off-grid dimensions, random MLP expressions, stacks 1-4, 1-12 layers, every
 embedding kind), the smallest corner always included, never one of the
 table's calibration models. Each is exported through the one exporter and
 measured end to end through the harness in `windows` separate windows (fresh
-worker processes); its measured value is the median of its canary-normalised
-medians. A window is measured again when its canary shows the machine far
+worker processes, each model among different company in each); its measured
+value is the median of its canary-normalised medians. A window is measured again when its canary shows the machine far
 below its usual speed or an entry spreads too wide — never because of what
 the prediction says.
 """
@@ -47,24 +47,33 @@ def sample_architectures(table: LatencyTable, samples: int, seed: int) -> list[A
     return specs[:samples]
 
 
-def _measure_group(workloads: list[Workload], policy: TimingPolicy,
-                   nominal: float) -> tuple[dict[str, list[float]], list[float]]:
-    """Per model, its canary-normalised median in each of policy.windows windows; each window's speed
-    (nominal canary ms / its canary ms, kept with the rows: how calm the machine was)."""
+def _measure_windows(workloads: list[Workload], policy: TimingPolicy, nominal: float, rng: random.Random,
+                     progress) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per model, its canary-normalised median in each of policy.windows windows, and that window's
+    speed (nominal canary ms / its canary ms: how calm the machine was).
+
+    Window by window, every model once, in groups of GROUP drawn afresh from a permutation: a model's
+    figure moves with the models beside it in the worker (by up to 5 %, README "company") and with the
+    machine's drift over minutes, so a model keeps neither its company nor its moment from one window
+    to the next, and the median over windows averages both instead of fixing them per model."""
     per_model: dict[str, list[float]] = {w.name: [] for w in workloads}
-    speeds = []
+    speeds: dict[str, list[float]] = {w.name: [] for w in workloads}
     one = TimingPolicy(threads=policy.threads, spinning=policy.spinning, warmup=policy.warmup, runs=policy.runs,
                        rounds=policy.rounds, windows=1)
     for _ in range(policy.windows):
-        for attempt in range(3):
-            report = measure(workloads, policy=one, nominal_canary_ms=nominal)
-            speed = report.speed_factor or 1.0
-            spread = max(report[w.name].spread for w in workloads)
-            if speed >= MIN_SPEED and spread <= MAX_SPREAD:
-                break
-        for w in workloads:
-            per_model[w.name].append(report[w.name].normalised)
-        speeds.append(speed)
+        order = rng.sample(workloads, len(workloads))
+        for start in range(0, len(order), GROUP):
+            group = order[start:start + GROUP]
+            for attempt in range(3):
+                report = measure(group, policy=one, nominal_canary_ms=nominal)
+                speed = report.speed_factor or 1.0
+                spread = max(report[w.name].spread for w in group)
+                if speed >= MIN_SPEED and spread <= MAX_SPREAD:
+                    break
+            for w in group:
+                per_model[w.name].append(report[w.name].normalised)
+                speeds[w.name].append(speed)
+            progress(len(group))
     return per_model, speeds
 
 
@@ -91,34 +100,32 @@ def validate_table(
     specs = sample_architectures(table, samples, seed)
     from tqdm import tqdm
 
-    bar = tqdm(total=2 * len(specs), desc="validating", unit="step", disable=not progress, file=sys.stderr)
+    bar = tqdm(total=len(specs) * (1 + windows), desc="validating", unit="step", disable=not progress,
+               file=sys.stderr)
     rows = []
     policy = TimingPolicy(threads=settings["threads"], spinning=settings["spinning"], warmup=2, runs=runs,
                           rounds=5, windows=windows)
     # Export everything first: a window right after a burst of PyTorch work reads slow.
-    all_workloads = []
+    workloads = []
     for i, spec in enumerate(specs):
         _, onnx_path = cached_export(f"sample{i}", spec=spec, int8=precision == "int8", graph_optimization=graph_opt)
-        all_workloads.append(Workload(f"sample{i}", onnx_path, model_inputs(spec, batch, seq)))
+        workloads.append(Workload(f"sample{i}", onnx_path, model_inputs(spec, batch, seq)))
         bar.update(1)
-    for start in range(0, len(specs), GROUP):
-        group = specs[start:start + GROUP]
-        workloads = all_workloads[start:start + GROUP]
-        measured, speeds = _measure_group(workloads, policy, table.nominal_canary_ms)
-        for w, spec in zip(workloads, group):
-            p = predict(spec, table, seq_len=seq, batch=batch)
-            meas = stats.median(measured[w.name])
-            rows.append({
-                "name": w.name, "summary": spec.summary(), "spec": spec.to_dict(),
-                "predicted_ms": p.latency_ms, "measured_ms": meas * table.nominal_canary_ms,
-                "predicted": p.normalised, "measured": meas, "window_measured": measured[w.name], "window_speed": speeds,
-                "error_pct": 100.0 * (p.normalised - meas) / meas, "extrapolated": p.extrapolated,
-            })
-            bar.update(1)
+    measured, speeds = _measure_windows(workloads, policy, table.nominal_canary_ms, random.Random(seed), bar.update)
+    for w, spec in zip(workloads, specs):
+        p = predict(spec, table, seq_len=seq, batch=batch)
+        meas = stats.median(measured[w.name])
+        rows.append({
+            "name": w.name, "summary": spec.summary(), "spec": spec.to_dict(),
+            "predicted_ms": p.latency_ms, "measured_ms": meas * table.nominal_canary_ms,
+            "predicted": p.normalised, "measured": meas, "window_measured": measured[w.name],
+            "window_speed": speeds[w.name], "error_pct": 100.0 * (p.normalised - meas) / meas,
+            "extrapolated": p.extrapolated,
+        })
     bar.close()
     result = summarize(rows)
     result.update({"table": str(path), "seed": seed, "windows": windows, "runs_per_window": runs,
-                   "predictor": PREDICTOR_VERSION,
+                   "predictor": PREDICTOR_VERSION, "groups": "shuffled per window",
                    "seq_len": seq, "batch": batch, "precision": precision, "rows": rows})
     if plot:
         scatter(rows, Path(plot), title=f"{table.name}: {result['within_5pct']:.0%} within ±5 %")

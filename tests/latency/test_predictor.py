@@ -165,3 +165,34 @@ def test_an_entry_missing_an_axis_is_refused_in_one_line():
     data["entries"] = [{**e, "key": {}} if e["unit"] == "mha" else e for e in data["entries"]]
     with pytest.raises(TableError, match="entry .* is malformed"):
         LatencyTable.from_dict(data)
+
+
+def test_validation_windows_measure_every_model_once_among_fresh_company(monkeypatch, tmp_path):
+    # A model's figure moves with the models beside it in the worker: each window regroups them.
+    import random
+    from types import SimpleNamespace
+
+    from edgebert.device.timing import TimingPolicy, Workload
+    from edgebert.latency import validate as v
+
+    groups = []
+
+    class Report(dict):  # report[name].normalised / .spread, report.speed_factor, as timing.measure's
+        speed_factor = 1.0
+
+    def fake_measure(workloads, *, policy, nominal_canary_ms):
+        assert policy.windows == 1
+        groups.append([w.name for w in workloads])
+        return Report({w.name: SimpleNamespace(normalised=float(w.name[1:]), spread=0.1) for w in workloads})
+
+    monkeypatch.setattr(v, "measure", fake_measure)
+    workloads = [Workload(f"m{i}", tmp_path / f"m{i}.onnx", []) for i in range(25)]
+    policy = TimingPolicy(threads=1, windows=3)
+    per_model, speeds = v._measure_windows(workloads, policy, 1.0, random.Random(0), lambda n: None)
+    assert all(len(g) <= v.GROUP for g in groups)
+    windows = [groups[i:i + 3] for i in range(0, len(groups), 3)]
+    assert len(windows) == 3
+    for window in windows:  # every model exactly once per window
+        assert sorted(n for g in window for n in g) == sorted(w.name for w in workloads)
+    assert windows[0] != windows[1]  # not the same company every window
+    assert per_model["m7"] == [7.0, 7.0, 7.0] and speeds["m7"] == [1.0, 1.0, 1.0]

@@ -1,0 +1,151 @@
+"""Which parts of an architecture does a shipped table price wrong, and by how much?
+
+    python tools/pricing_bias.py --sweep expression [--precision int8] [--hidden 320] [--windows 6]  # ~1 min
+    python tools/pricing_bias.py --sweep stack|heads|hidden ...
+    python tools/pricing_bias.py --sweep expression --precision int8 --summary-only   # README section again
+
+A validation's random models mix every axis at once, so a part priced wrong shows
+there only as scatter. Here one backbone (`--layers` x `--hidden`, 4 heads of 64,
+inner 2x hidden, one standard FFN sub-layer, standard embedding) varies along one
+axis, every layer alike:
+
+    expression  EfficientBERT's searched FFNs, activations fused to W1, operations
+                before W1, between W1 and W2, after W2
+    stack       1-4 sub-layers per layer
+    heads       heads x head size from the smallest to the largest
+    hidden      hidden sizes on and off the grid (inner 2x hidden, 4x64 heads)
+
+and every variant is measured interleaved in one worker, `--windows` windows.
+Per variant: predicted over measured in canary units, and that ratio over the
+first variant's, which takes out the table's overall level (its calibration)
+and leaves what the varied part's own pricing misses. Results go to
+tools/results/pricing_bias-<sweep>-<precision>.json and the README section
+`pricing_bias_<sweep>_<precision>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from finetune_teacher import RESULTS, environment, publish, republish  # noqa: E402
+from timing_noise import shipped_table_workloads  # noqa: E402
+
+# (what it probes, expression); the first is the reference every ratio is divided by.
+EXPRESSIONS = (
+    ("standard", "W2(gelu(W1(x)))"),
+    ("no activation", "W2(W1(x))"),
+    ("relu fused", "W2(relu(W1(x)))"),
+    ("tanh fused", "W2(tanh(W1(x)))"),
+    ("unfused op between", "W2(tanh(gelu(W1(x))))"),
+    ("EB1: tanh after W2", "tanh(W2(gelu(W1(x))))"),
+    ("EB3: sigmoid after W2, relu", "sigmoid(W2(relu(W1(x))))"),
+    ("EB4: max(x, tanh x) before W1", "W2(gelu(W1(max(x, tanh(x)))))"),
+    ("EB5: mul(W1 x, x), sliced", "W2(relu(mul(W1(x), x)))"),
+    ("add(x) after W2", "add(W2(gelu(W1(x))), x)"),
+)
+
+
+HEADS = ((4, 64), (1, 32), (2, 48), (8, 32), (12, 32), (12, 64))
+HIDDENS = (320, 128, 176, 256, 336, 448, 512, 688, 768)
+LAYERS = (1, 2, 4, 6, 8, 12)
+SWEEPS = ("expression", "stack", "heads", "hidden", "layers")
+
+
+def record_path(sweep: str, precision: str) -> Path:
+    return RESULTS / f"pricing_bias-{sweep}-{precision}.json"
+
+
+def variants(sweep: str, layers: int, hidden: int, stack: int) -> list:
+    """[(label, spec)] along one axis; the first is the reference."""
+    from edgebert.arch import ArchSpec, LayerSpec, validate
+
+    def model(h: int = hidden, heads: int = 4, head_size: int = 64, ffn: str = EXPRESSIONS[0][1], stack: int = stack,
+              depth: int = layers):
+        layer = LayerSpec(heads, head_size, 2 * h, ffn=ffn, stack=stack)
+        return validate(ArchSpec(hidden=h, layers=(layer,) * depth))
+
+    if sweep == "expression":
+        return [(f"{label} `{expr}`", model(ffn=expr)) for label, expr in EXPRESSIONS]
+    if sweep == "stack":
+        return [(f"stack {k}", model(stack=k)) for k in (1, 2, 3, 4)]
+    if sweep == "heads":
+        return [(f"{nh}x{hs}", model(heads=nh, head_size=hs)) for nh, hs in HEADS]
+    if sweep == "layers":
+        return [(f"{n} layers", model(depth=n)) for n in LAYERS]
+    return [(f"hidden {h}", model(h=h)) for h in HIDDENS]
+
+
+def markdown(result: dict) -> str:
+    lines = [f"| {result['sweep']} | predicted ms | measured ms | predicted / measured | over the first row's |",
+             "|---|---:|---:|---:|---:|"]
+    for row in result["rows"]:
+        lines.append(f"| {row['label']} | {row['predicted_ms']:.2f} | {row['measured_ms']:.2f} | "
+                     f"{row['ratio']:.3f} | {row['relative']:.3f} |")
+    lines += ["", f"`python tools/pricing_bias.py --sweep {result['sweep']} --precision {result['precision']} "
+                  f"--layers {result['layers']} --hidden {result['hidden']} --stack {result['stack']} "
+                  f"--windows {result['windows']}`: {result['layers']}L h{result['hidden']} 4x64 inner "
+                  f"{2 * result['hidden']} stack {result['stack']} varied in its "
+                  f"{result['sweep']}, every layer alike; {result['table']}; medians over "
+                  f"{result['windows']} interleaved windows of {result['runs']} runs; {result['environment']['device']}, "
+                  f"{result['environment']['timestamp']}."]
+    return "\n".join(lines)
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sweep", choices=SWEEPS, default="expression")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="int8")
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=320)
+    parser.add_argument("--stack", type=int, default=1, help="sub-layers per layer of the backbone")
+    parser.add_argument("--windows", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--summary-only", action="store_true", help="rewrite the README section from the record")
+    args = parser.parse_args()
+    section = f"pricing_bias_{args.sweep}_{args.precision}"
+    if args.summary_only:
+        return republish(record_path(args.sweep, args.precision), section, markdown)
+    if args.windows < 3 or args.runs < 1 or not 1 <= args.layers <= 12 or not 1 <= args.stack <= 4:
+        raise SystemExit("pricing_bias: --windows must be at least 3, --runs at least 1, --layers 1-12, --stack 1-4")
+
+    import numpy as np
+
+    from edgebert.device.timing import TimingPolicy, measure
+    from edgebert.errors import EdgebertError
+    from edgebert.latency.predictor import predict
+
+    try:
+        named = variants(args.sweep, args.layers, args.hidden, args.stack)
+    except EdgebertError as exc:  # an --hidden outside the space
+        raise SystemExit(f"pricing_bias: {exc}")
+    try:
+        table, workloads = shipped_table_workloads([(f"variant{i}", spec) for i, (_, spec) in enumerate(named)],
+                                                   precision=args.precision)
+    except EdgebertError as exc:  # no table for this machine
+        raise SystemExit(f"pricing_bias: {exc}")
+    s = table.settings
+    policy = TimingPolicy(threads=s["threads"], spinning=s["spinning"], runs=args.runs, rounds=5,
+                          windows=args.windows)
+    report = measure(workloads, policy=policy, nominal_canary_ms=table.nominal_canary_ms)
+    rows = []
+    for (label, spec), w in zip(named, workloads):
+        measured = float(np.median(report[w.name].window_normalised))
+        predicted = predict(spec, table).normalised
+        rows.append({"label": label, "spec": spec.to_dict(), "predicted_ms": predicted * table.nominal_canary_ms,
+                     "measured_ms": measured * table.nominal_canary_ms, "ratio": predicted / measured,
+                     "window_normalised": report[w.name].window_normalised})
+    for row in rows:
+        row["relative"] = row["ratio"] / rows[0]["ratio"]
+    result = {"sweep": args.sweep, "precision": args.precision, "layers": args.layers, "hidden": args.hidden,
+              "stack": args.stack, "windows": args.windows,
+              "runs": args.runs, "table": table.name, "rows": rows, "environment": environment()}
+    publish(record_path(args.sweep, args.precision), result, section, markdown(result))
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
