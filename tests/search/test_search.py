@@ -330,14 +330,15 @@ def test_choose_prefers_fitting_candidates_that_use_the_budget():
     assert choose(c + [{**inc, "fits": False}], 0.9)["score"] == 0.7
 
 
-def test_the_quick_final_recipe_counts_steps_in_proportion_to_the_budget(tiny_config):
+def test_the_quick_final_recipe_counts_steps_by_the_budgets_share_of_bert_base(tiny_config):
     """Identical steps for every student at one budget (the search's winner and the hand baseline),
-    whatever the machine's load: no wall clock decides how long the quick recipe trains."""
-    from edgebert.search.verify import final_stages
+    whatever the machine's load or the table's canary speed: no wall clock and no millisecond figure
+    decides how long the quick recipe trains, only the budget's share of bert-base."""
+    from edgebert.search.verify import QUICK_STEPS_PER_SPEEDUP, final_stages
 
-    warmup, task_stage = final_stages(tiny_config(budget_ms=BUDGET, quick=True), BUDGET)
-    assert (warmup.max_steps, task_stage.max_steps) == (625, 2500)
-    assert final_stages(tiny_config(budget_ms=BUDGET, quick=True), 2 * BUDGET)[1].max_steps == 1250
+    warmup, task_stage = final_stages(tiny_config(budget_ms=BUDGET, quick=True), 10.0)
+    assert (warmup.max_steps, task_stage.max_steps) == (212, 850) and QUICK_STEPS_PER_SPEEDUP == 85.0
+    assert final_stages(tiny_config(budget_ms=BUDGET, quick=True), 40.0)[1].max_steps == 3400
     # The default recipe is two epochs; the minutes are a backstop in both.
-    default = final_stages(tiny_config(budget_ms=BUDGET), BUDGET)
+    default = final_stages(tiny_config(budget_ms=BUDGET), 10.0)
     assert [s.max_steps for s in default] == [None, None] and [s.epochs for s in default] == [2.0, 2.0]
