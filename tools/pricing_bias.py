@@ -22,8 +22,8 @@ Per variant: predicted over measured in canary units (with the standard error of
 the measured median), and that ratio over the median of the sweep's ratios, which
 takes out the table's overall level (its calibration) and leaves what the varied
 part's own pricing misses. One run's ratios move by a few per cent from the
-next's (two INT8 expression sweeps here: the standard FFN's ratio 0.981 and 0.943),
-so only what repeats counts. Results go to
+next's (five INT8 sweeps here read the same backbone's ratio between 0.943 and
+0.981), so only what repeats counts. Results go to
 tools/results/pricing_bias-<sweep>-<precision>.json and the README section
 `pricing_bias_<sweep>_<precision>`.
 """
