@@ -301,10 +301,16 @@ def final_stages(cfg: SearchConfig, speedup: float) -> tuple[Any, Any]:
 
 
 def budget_speedup(ctx: SearchContext) -> float:
-    """bert-base's predicted ms over the budget, both on the search's table (1/X budgets: X)."""
+    """bert-base's predicted ms over the budget, both on the search's table (1/X budgets: X). A table
+    whose grid stops short of bert-base (a custom grid; every default grid covers it) cannot say, and
+    the count falls back to the old rule's 10 000 / budget ms steps."""
     from edgebert import zoo
+    from edgebert.latency.table import TableError
 
-    bert = ctx.bert_base_ms or ctx.latency(zoo.get("bert-base"))
+    try:
+        bert = ctx.bert_base_ms or ctx.latency(zoo.get("bert-base"))
+    except TableError:
+        return 10_000.0 / QUICK_STEPS_PER_SPEEDUP / ctx.budget_ms
     return bert / ctx.budget_ms
 
 

@@ -342,3 +342,19 @@ def test_the_quick_final_recipe_counts_steps_by_the_budgets_share_of_bert_base(t
     # The default recipe is two epochs; the minutes are a backstop in both.
     default = final_stages(tiny_config(budget_ms=BUDGET), 10.0)
     assert [s.max_steps for s in default] == [None, None] and [s.epochs for s in default] == [2.0, 2.0]
+
+
+def test_the_quick_step_count_reads_the_budget_against_bert_base_on_the_table():
+    from types import SimpleNamespace
+
+    from edgebert.latency.table import TableError
+    from edgebert.search.verify import QUICK_STEPS_PER_SPEEDUP, budget_speedup
+
+    assert budget_speedup(SimpleNamespace(bert_base_ms=140.0, budget_ms=3.5)) == 40.0
+
+    def no_bert_base(spec):
+        raise TableError("outside the grid")
+
+    # A custom grid short of bert-base: the old 10 000 / budget ms steps.
+    ctx = SimpleNamespace(bert_base_ms=None, budget_ms=4.0, latency=no_bert_base)
+    assert round(QUICK_STEPS_PER_SPEEDUP * budget_speedup(ctx)) == 2500
