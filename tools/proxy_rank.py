@@ -76,7 +76,13 @@ def main() -> None:
     path = RESULTS / "proxy_rank.json"
     # Each kind is recorded as it finishes and kept beside the other kind's earlier record,
     # so the two proxies (~35 min each) can run in separate sittings.
-    kept = read_json(path, "proxy_rank record").get("kinds", {}) if path.is_file() else {}
+    earlier = read_json(path, "proxy_rank record") if path.is_file() else {}
+    kept = earlier.get("kinds", {})
+    if kept and not same_machine(earlier):
+        # Another CPU's record: kept whole in history, never mixed with this machine's kinds.
+        (RESULTS / "history").mkdir(exist_ok=True)
+        path.replace(RESULTS / "history" / f"proxy_rank@{machine_tag(earlier)}.json")
+        kept = {}
     record = {"environment": environment(), "speedup": args.speedup, "minutes": args.minutes, "seed": args.seed,
               "kinds": kept}
     for kind in args.kinds:
@@ -107,6 +113,20 @@ def main() -> None:
                                  "speedup": args.speedup, "recorded": time.strftime("%Y-%m-%d %H:%M")}
         print(f"{kind}: Kendall tau {tau:.3f} (p {p:.3f}) over {len(rows)} architectures")
         publish(path, record, "proxy_rank", table(record))
+
+
+def same_machine(record: dict) -> bool:
+    from edgebert.device.fingerprint import fingerprint, machine_key
+
+    return machine_key(record["environment"]["fingerprint"]) == machine_key(fingerprint(2))
+
+
+def machine_tag(record: dict) -> str:
+    import hashlib
+
+    from edgebert.device.fingerprint import machine_key
+
+    return hashlib.sha256(machine_key(record["environment"]["fingerprint"]).encode()).hexdigest()[:8]
 
 
 def table(record: dict) -> str:
