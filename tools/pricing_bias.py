@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_teacher import RESULTS, environment, publish, republish  # noqa: E402
 from timing_noise import shipped_table_workloads  # noqa: E402
 
-# (what it probes, expression); the first is the reference every ratio is divided by.
+# (what it probes, expression); the first is the backbone itself.
 EXPRESSIONS = (
     ("standard", "W2(gelu(W1(x)))"),
     ("no activation", "W2(W1(x))"),
@@ -128,14 +128,11 @@ def main() -> dict:
     from edgebert.errors import EdgebertError
     from edgebert.latency.predictor import predict
 
-    try:
+    try:  # an --hidden outside the space, or no table for this machine
         named = variants(args.sweep, args.layers, args.hidden, args.stack)
-    except EdgebertError as exc:  # an --hidden outside the space
-        raise SystemExit(f"pricing_bias: {exc}")
-    try:
         table, workloads = shipped_table_workloads([(f"variant{i}", spec) for i, (_, spec) in enumerate(named)],
                                                    precision=args.precision)
-    except EdgebertError as exc:  # no table for this machine
+    except EdgebertError as exc:
         raise SystemExit(f"pricing_bias: {exc}")
     s = table.settings
     policy = TimingPolicy(threads=s["threads"], spinning=s["spinning"], runs=args.runs, rounds=5,

@@ -81,7 +81,9 @@ def main() -> None:
     if kept and not same_machine(earlier):
         # Another CPU's record: kept whole in history, never mixed with this machine's kinds.
         (RESULTS / "history").mkdir(exist_ok=True)
-        path.replace(RESULTS / "history" / f"proxy_rank@{machine_tag(earlier)}.json")
+        from edgebert.device.fingerprint import machine_tag
+
+        path.replace(RESULTS / "history" / f"proxy_rank@{machine_tag(earlier['environment']['fingerprint'])}.json")
         kept = {}
     record = {"environment": environment(), "speedup": args.speedup, "minutes": args.minutes, "seed": args.seed,
               "kinds": kept}
@@ -119,14 +121,6 @@ def same_machine(record: dict) -> bool:
     from edgebert.device.fingerprint import fingerprint, machine_key
 
     return machine_key(record["environment"]["fingerprint"]) == machine_key(fingerprint(2))
-
-
-def machine_tag(record: dict) -> str:
-    import hashlib
-
-    from edgebert.device.fingerprint import machine_key
-
-    return hashlib.sha256(machine_key(record["environment"]["fingerprint"]).encode()).hexdigest()[:8]
 
 
 def table(record: dict) -> str:

@@ -134,14 +134,12 @@ def main() -> None:
 def run_path(directory: Path, tag: str, fp: dict) -> Path:
     """<directory>/<tag>.json, or <tag>@<machine>.json when that name holds another machine's
     run (which is kept: runs of two CPUs are two results, not one overwriting the other)."""
-    import hashlib
-
-    from edgebert.device.fingerprint import machine_key
+    from edgebert.device.fingerprint import machine_key, machine_tag
 
     plain = directory / f"{tag}.json"
     if not plain.exists() or machine_key(json.loads(plain.read_text())["environment"]["fingerprint"]) == machine_key(fp):
         return plain
-    return plain.with_name(f"{tag}@{hashlib.sha256(machine_key(fp).encode()).hexdigest()[:8]}.json")
+    return plain.with_name(f"{tag}@{machine_tag(fp)}.json")
 
 
 def by_machine(records: list[dict]) -> list[tuple[bool, list[dict]]]:

@@ -124,6 +124,13 @@ def machine_key(fp: dict) -> str:
     return f"{fp.get('cpu_model')}|{fp.get('physical_cores')}|{isa}|{fp.get('onnxruntime')}"
 
 
+def machine_tag(fp: dict) -> str:
+    """Eight hex digits naming the machine in file names (results of two CPUs side by side)."""
+    import hashlib
+
+    return hashlib.sha256(machine_key(fp).encode()).hexdigest()[:8]
+
+
 def machine_name(fp: dict) -> str:
     """The machine part of `describe`, e.g. 'Intel Xeon @ 2.50GHz, 2C/2T, avx512_vnni, Linux x86_64'."""
     isa = fp.get("isa", {})

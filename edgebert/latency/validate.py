@@ -8,9 +8,9 @@ embedding kind), the smallest corner always included, never one of the
 table's calibration models. Each is exported through the one exporter and
 measured end to end through the harness in `windows` separate windows (fresh
 worker processes, each model among different company in each); its measured
-value is the median of its canary-normalised medians. A window is measured again when its canary shows the machine far
-below its usual speed or an entry spreads too wide — never because of what
-the prediction says.
+value is the median of its canary-normalised medians. A window is measured
+again when its canary shows the machine far below its usual speed or an entry
+spreads too wide — never because of what the prediction says.
 """
 
 from __future__ import annotations
