@@ -62,6 +62,8 @@ def republish(path: Path, section: str, markdown_of) -> dict:
     """--summary-only: the README section rewritten from the stored record, nothing measured again."""
     import json
 
+    if not path.is_file():
+        raise SystemExit(f"--summary-only: no record {path.relative_to(REPO)} yet; run the benchmark first")
     record = json.loads(path.read_text())
     publish(path, record, section, markdown_of(record))
     return record
