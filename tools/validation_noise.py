@@ -47,6 +47,9 @@ def main() -> None:
             print(f"  within ±5 / ±10 %: all {n} windows {within(rows, slice(None), 5):.0%} / "
                   f"{within(rows, slice(None), 10):.0%}; disjoint three-window validations "
                   + ", ".join(f"{within(rows, s, 5):.0%} / {within(rows, s, 10):.0%}" for s in thirds))
+    print("the same architectures validated twice (same table, seed and predictor): are the errors the models'?")
+    for a, b in repeated_pairs():
+        print(f"  {a}: {b}")
     print("signed error (predicted - measured) by hidden size, median per band (models):")
     for (table, version), rows in sorted(by_table.items()):
         print(f"  {table}, predictor v{version} ({len(rows)} architectures): {bias_by_hidden(rows)}")
@@ -74,6 +77,30 @@ def bias_by_hidden(rows: list[dict]) -> str:
     }
     corr = ", ".join(f"{k} {np.corrcoef(np.asarray(v, float), err)[0, 1]:+.2f}" for k, v in others.items())
     return f"{'; '.join(bands)}; correlation with hidden {np.corrcoef(hidden, err)[0, 1]:+.2f} ({corr})"
+
+
+def repeated_pairs() -> list[tuple[str, str]]:
+    """(what, how far apart) for each pair of stored validations of one table on one seed by one predictor:
+    the correlation of their per-model errors (near 1: the error belongs to the model, the predictor's;
+    near 0: to the measurement) and the median |difference| of the errors."""
+    import numpy as np
+
+    reports: dict[tuple, list[tuple[str, list[dict]]]] = {}
+    for path in sorted(RESULTS.glob("validate-*.json")) + sorted(RESULTS.glob("history/validate-*.json")):
+        r = json.loads(path.read_text())
+        reports.setdefault((Path(r["table"]).name, r["seed"], r.get("predictor", 2)), []).append((path.name, r["rows"]))
+    out = []
+    for (table, seed, _), runs in sorted(reports.items()):
+        for i in range(len(runs)):
+            for j in range(i + 1, len(runs)):
+                ea = np.array([row["error_pct"] for row in runs[i][1]])
+                eb = np.array([row["error_pct"] for row in runs[j][1]])
+                if len(ea) != len(eb):
+                    continue
+                out.append((f"{table}, seed {seed} ({runs[i][0]} / {runs[j][0]})",
+                            f"errors correlated {np.corrcoef(ea, eb)[0, 1]:.2f}, median |difference| "
+                            f"{np.median(np.abs(ea - eb)):.1f} points over {len(ea)} architectures"))
+    return out
 
 
 def calibration_ratios(table_name: str) -> str:
