@@ -4,7 +4,7 @@
     python tools/latency_tables.py revalidate [--windows 9]   # the shipped 2-thread seq-128 tables, validated afresh
     python tools/latency_tables.py repredict       # other machines' tables: stored validations priced again
     python tools/latency_tables.py extra           # 1 thread and seq 64 tables, 10-sample validation each
-    python tools/latency_tables.py repeat --gap-min 10   # two independent fp32 profiles >= 10 min apart, compared
+    python tools/latency_tables.py repeat --gap-min 10 [--precision int8]  # two independent profiles >= 10 min apart
     python tools/latency_tables.py quick           # the quick grid's profile time (goal <= 60 s), both decisions
 
 Tables go to latency_tables/ (named by device and settings); validation
@@ -206,17 +206,19 @@ def whole_model_drift(a: Path, b: Path, samples: int = 50, seed: int = 0) -> dic
 
 
 def cmd_repeat(args) -> None:
+    precision = args.precision
+    suffix = "" if precision == "fp32" else f"-{precision}"  # fp32 keeps the names it was first published under
     tmp = RESULTS / "repeat"
     tmp.mkdir(parents=True, exist_ok=True)
-    a, b = tmp / "first.json", tmp / "second.json"
+    a, b = tmp / f"first{suffix}.json", tmp / f"second{suffix}.json"
     if not args.compare_only:
         t0 = time.time()  # the gap runs start to start: each entry is measured twice >= gap apart
-        profile(threads=2, precision="fp32", seq_lens=[128], out=a, graph_optimization="none")
+        profile(threads=2, precision=precision, seq_lens=[128], out=a, graph_optimization="none")
         wait = args.gap_min * 60 - (time.time() - t0)
         if wait > 0:
             print(f"waiting {wait / 60:.1f} min before the second profile")
             time.sleep(wait)
-        profile(threads=2, precision="fp32", seq_lens=[128], out=b, graph_optimization="none")
+        profile(threads=2, precision=precision, seq_lens=[128], out=b, graph_optimization="none")
     d = catalog.diff(a, b)
     first, second = (LatencyTable.load(p, check_device=False) for p in (a, b))
     started = [time.mktime(time.strptime(t.data["created"], "%Y-%m-%dT%H:%M:%SZ")) for t in (first, second)]
@@ -225,12 +227,12 @@ def cmd_repeat(args) -> None:
     d["whole_models"] = m = whole_model_drift(a, b)
     d["device"] = describe(first.device)
     passes = first.settings["grid"].get("passes", 2)
-    atomic_write_json(RESULTS / "latency_repeatability.json", d)
+    atomic_write_json(RESULTS / f"latency_repeatability{suffix}.json", d)
     units = ", ".join(f"{u} {v['median_abs_pct']:.1f} %" for u, v in d["by_unit"].items())
-    replace_section("latency_repeatability", (
-        f"Two independent fp32 profiles started {d['gap_minutes']} min apart, each end to end "
+    replace_section(f"latency_repeatability{suffix.replace('-', '_')}", (
+        f"Two independent {precision.upper() if precision == 'int8' else precision} profiles started {d['gap_minutes']} min apart, each end to end "
         f"({d['profile_seconds'][0]} s and {d['profile_seconds'][1]} s; `python tools/latency_tables.py "
-        f"repeat`; {d['device']}; seq 128, batch 1; each entry measured in {passes}-{passes + 1} windows of 6 rounds "
+        f"repeat{'' if precision == 'fp32' else ' --precision ' + precision}`; {d['device']}; seq 128, batch 1; each entry measured in {passes}-{passes + 1} windows of 6 rounds "
         f"x 12 runs, the stack probe in {UNITS['ffn_stack'].passes * passes}): "
         f"over {d['common_entries']} entries, median |Δ| **{d['median_abs_pct']:.1f} %**, "
         f"p90 {d['p90_abs_pct']:.1f} %, max {d['max_abs_pct']:.0f} % (per unit: {units}); canary "
@@ -271,6 +273,7 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=3, help="validation windows per architecture (>= 3)")
     ap.add_argument("--gap-min", type=float, default=10.0)
     ap.add_argument("--compare-only", action="store_true", help="repeat: compare the two profiles already made")
+    ap.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="repeat")
     args = ap.parse_args()
     {"ship": cmd_ship, "revalidate": cmd_revalidate, "repredict": cmd_repredict, "extra": cmd_extra,
      "repeat": cmd_repeat, "quick": cmd_quick}[args.what](args)
