@@ -41,10 +41,19 @@ def row(r: dict) -> str:
     from edgebert.arch import ArchSpec
 
     winner = ArchSpec.from_dict(b["spec"]).summary()  # the FFN column carries the inner sizes
-    return (f"| 1/{x:g}{' (quick)' if r['quick'] else ''} | {r['strategy']} | {r['seed']} | {winner} | {ffns(b['spec'])} | "
+    return (f"| 1/{x:g}{' (quick)' if r['quick'] else ''} | {strategy_of(r)} | {r['seed']} | {winner} | {ffns(b['spec'])} | "
             f"{b['predicted_ms']:.2f} | {b['measured_ms']:.2f} / {b['bert_base_measured_ms']:.1f} | "
             f"1/{1 / ratio:.1f} = {ratio * x:.0%} of budget ({'inside' if inside else 'outside'} [0.9/X, 1/X]) | "
             f"{refits} | {final_steps(b)} | {acc:.2%} | {r['trials']} ({r['evaluated']}) | {r['seconds'] / 60:.1f} |")
+
+
+def strategy_of(r: dict) -> str:
+    """The run's strategy, marked when it searched an earlier version of the space (the hand family has its own)."""
+    from edgebert.search.space import SPACE_VERSION
+
+    if r["strategy"] in ("progressive", "random") and r.get("space_version", 1) < SPACE_VERSION:
+        return f"{r['strategy']} ({EARLIER['any-heads']})"
+    return r["strategy"]
 
 
 def final_steps(best: dict) -> str:
@@ -67,6 +76,7 @@ def recorded_runs() -> list[dict]:
 
 # Earlier versions' runs, kept under tools/results/search/history/<tag>-<suffix>.json for comparison.
 EARLIER = {
+    "any-heads": "any head count",
     "timecapped": "before the step-counted quick recipe and the margin rule",
     "uncalibrated": "before budget calibration",
     "one-window": "before three-window verification and the margin rule",
@@ -87,13 +97,13 @@ def comparison(records: list[dict]) -> str:
     import statistics
 
     budgets = sorted({(r["speedup"], r["quick"]) for r in records})
-    strategies = list(dict.fromkeys(["progressive", "hand", "random"] + [r["strategy"] for r in records]))
+    strategies = list(dict.fromkeys(["progressive", "hand", "random"] + [strategy_of(r) for r in records]))
     lines = ["| strategy | " + " | ".join(f"1/{x:g}{' (quick)' if q else ''}" for x, q in budgets) + " |",
              "|---|" + "---:|" * len(budgets)]
     for strategy in strategies:
         cells = []
         for budget in budgets:
-            accs = [accuracy(r) for r in records if (r["speedup"], r["quick"]) == budget and r["strategy"] == strategy]
+            accs = [accuracy(r) for r in records if (r["speedup"], r["quick"]) == budget and strategy_of(r) == strategy]
             std = f" ± {statistics.stdev(accs):.2%}" if len(accs) > 1 else ""
             cells.append(f"{statistics.mean(accs):.2%}{std} ({len(accs)})" if accs else "—")
         lines.append(f"| {strategy} | " + " | ".join(cells) + " |")

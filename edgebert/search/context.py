@@ -28,7 +28,7 @@ from edgebert.errors import EdgebertError
 from edgebert.importance import UnitOrder, rank_units
 from edgebert.latency.predictor import predict as predict_latency
 from edgebert.latency.table import LatencyTable, TableError
-from edgebert.search.space import Limits
+from edgebert.search.space import SPACE_VERSION, Limits
 
 
 @dataclass
@@ -73,11 +73,12 @@ class SearchConfig:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     def key_settings(self) -> dict[str, Any]:
-        """What a resumed run must share with the original (not how many workers run it)."""
+        """What a resumed run must share with the original (not how many workers run it), and the
+        version of the space it searches."""
         d = asdict(self)
         for k in ("workers", "storage"):
             d.pop(k)
-        return d
+        return {**d, "space_version": SPACE_VERSION}
 
 
 @dataclass

@@ -62,7 +62,7 @@ from edgebert.errors import EdgebertError
 from edgebert.files import atomic_write_json, atomic_write_text, read_json
 from edgebert.search.context import SearchConfig, SearchContext, build_context, check_inputs
 from edgebert.search.space import (
-    BackboneStage, DimensionStage, JointRandomStage, Stage, StructureStage, expression_pool, user_expressions,
+    SPACE_VERSION, BackboneStage, DimensionStage, JointRandomStage, Stage, StructureStage, expression_pool, user_expressions,
 )
 from edgebert.search.study import (
     best_of, claim, evaluated, fail_stale_trials, open_study, pareto, run_trials, settle, storage_for,
@@ -371,6 +371,7 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         "limit_ms": ctx.limit_ms,
         "calibration": state.get("calibration"),
         "strategy": cfg.strategy,
+        "space_version": SPACE_VERSION,
         "best": {**best, "dev": state["final"]["dev"], "student": state["final"]["out"],
                  "final_stages": state["final"].get("stages"),
                  "held_out_score": best.get("score"), "spec_summary": ArchSpec.from_dict(best["spec"]).summary()},

@@ -40,6 +40,26 @@ def test_every_proposed_point_is_valid_inside_its_stage_and_feasible_when_traine
     assert len(evaluated(study)) == 4
 
 
+@pytest.mark.parametrize("teacher", ["minilm-l6-h384", "bert-base"])
+def test_backbone_attention_spans_half_to_all_of_hidden(teacher):
+    """Every backbone point's attention (heads x the teacher's head size) lies within one head of its
+    share of hidden, the shares spanning half to all of it; full attention is teacher-shaped."""
+    from edgebert import zoo
+    from edgebert.search.space import ATTENTION_SHARES, Limits
+
+    limits = Limits.of(zoo.get(teacher))
+    stage = BackboneStage(limits)
+    choices = stage.choices()
+    assert min(ATTENTION_SHARES) == 0.5 and max(ATTENTION_SHARES) == 1.0
+    for hidden in choices["hidden"]:
+        for share in choices["attention"]:
+            layer = stage.to_spec({"layers": 1, "hidden": hidden, "attention": share, "inner_ratio": 2.0}).layers[0]
+            assert layer.head_size == limits.head_size and 1 <= layer.heads <= limits.heads
+            assert abs(layer.attn_width - share * hidden) <= limits.head_size / 2 or layer.heads == limits.heads
+    for p in stage.teacher_shaped():
+        assert stage.to_spec(p).layers[0].attn_width == p["hidden"]
+
+
 def test_an_infeasible_point_is_never_best(ctx):
     study = open_study(ctx.cfg, "backbone", storage_for(ctx.cfg))
     # Score bigger (slower) models higher: the best feasible must still respect the budget.
