@@ -1,7 +1,7 @@
 """Which parts of an architecture does a shipped table price wrong, and by how much?
 
     python tools/pricing_bias.py --sweep expression [--precision int8] [--hidden 320] [--windows 6]  # ~1 min
-    python tools/pricing_bias.py --sweep stack|heads|hidden|layers|inner ...
+    python tools/pricing_bias.py --sweep stack|heads|hidden|alignment|layers|inner ...
     python tools/pricing_bias.py --sweep expression --precision int8 --summary-only   # README section again
 
 A validation's random models mix every axis at once, so a part priced wrong shows
@@ -14,6 +14,8 @@ axis, every layer alike:
     stack       1-4 sub-layers per layer
     heads       heads x head size from the smallest to the largest
     hidden      hidden sizes on and off the grid (inner 2x hidden, 4x64 heads)
+    alignment   every hidden size of the space (multiples of 16) over two steps of the table's
+                hidden grid from --hidden: the profiled sizes and the three between each pair
     layers      1-12 layers
     inner       inner size from a quarter of hidden to four times it
 
@@ -57,7 +59,8 @@ HEADS = ((4, 64), (1, 32), (2, 48), (8, 32), (12, 32), (12, 64))
 HIDDENS = (320, 128, 176, 256, 336, 448, 512, 688, 768)
 LAYERS = (1, 2, 4, 6, 8, 12)
 INNER_SHARES = (2.0, 0.25, 0.5, 1.0, 1.5, 3.0, 4.0)  # inner over hidden (the space's 0.25-4)
-SWEEPS = ("expression", "stack", "heads", "hidden", "layers", "inner")
+SWEEPS = ("expression", "stack", "heads", "hidden", "alignment", "layers", "inner")
+ALIGNMENT_SPAN, ALIGNMENT_STEP = 128, 16  # two steps of the default grid's hidden sizes (64 apart); the space's step
 
 
 def record_path(sweep: str, precision: str) -> Path:
@@ -83,6 +86,8 @@ def variants(sweep: str, layers: int, hidden: int, stack: int) -> list:
         return [(f"inner {SPACE.align(r * hidden)}", model(inner_share=r)) for r in INNER_SHARES]
     if sweep == "layers":
         return [(f"{n} layers", model(depth=n)) for n in LAYERS]
+    if sweep == "alignment":
+        return [(f"hidden {h}", model(h=h)) for h in range(hidden, hidden + ALIGNMENT_SPAN + 1, ALIGNMENT_STEP)]
     return [(f"hidden {h}", model(h=h)) for h in HIDDENS]
 
 
