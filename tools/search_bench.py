@@ -110,6 +110,32 @@ def comparison(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+ATTENTION_CLASSES = ("under half", "half to all", "wider than hidden")
+
+
+def attention_table(records: list[dict]) -> str:
+    """Every recorded winner's SST-2 dev accuracy by its attention width over hidden (heads x head
+    size / hidden, mean over layers), per budget: the evidence for space.ATTENTION_SHARES. Both
+    machines pooled: the question is how a shape distils, not what it costs on a device."""
+    import statistics
+
+    from edgebert.arch import ArchSpec
+
+    groups: dict[tuple, list[float]] = {}
+    for r in records:
+        spec = ArchSpec.from_dict(r["best"]["spec"])
+        share = statistics.mean(l.attn_width for l in spec.layers) / spec.hidden
+        label = ATTENTION_CLASSES[0 if share < 0.5 else 1 if share <= 1.0 else 2]
+        groups.setdefault((r["speedup"], label), []).append(accuracy(r))
+    budgets = sorted({x for x, _ in groups})
+    lines = ["| attention / hidden | " + " | ".join(f"1/{x:g}" for x in budgets) + " |", "|---|" + "---:|" * len(budgets)]
+    for label in ATTENTION_CLASSES:
+        cells = [f"{statistics.mean(a):.1%} ({len(a)}; {min(a):.1%}–{max(a):.1%})" if (a := groups.get((x, label))) else "—"
+                 for x in budgets]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--speedup", type=float, nargs="+", default=[20.0])
@@ -184,7 +210,11 @@ def summary(records: list[dict]) -> str:
     return ("\n\n".join(parts) + "\n\n`python tools/search_bench.py --speedup X [--quick] [--seeds S ..] [--strategy random]`; "
             "one row per run recorded in tools/results/search/, grouped by machine. FFN column: inner size per layer, "
             "xN a stack of N sub-layers, * an MLP expression other than the standard GELU FFN. Final steps: the "
-            "winner's distillation, warm-up + task optimizer steps († cut short by the backstop clock; — not recorded).")
+            "winner's distillation, warm-up + task optimizer steps († cut short by the backstop clock; — not recorded).\n\n"
+            "Every recorded winner (this table's runs and the earlier versions', both machines, every strategy) by its "
+            "attention width over hidden: SST-2 dev mean (winners; range). The backbone stage draws attention from "
+            "half to all of hidden (`edgebert/search/space.py`, ATTENTION_SHARES) since these figures:\n\n"
+            + attention_table(records + earlier_records()))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from edgebert.zoo import EFFICIENTBERT_FFNS
 
 # The backbone's attention width (heads x the teacher's head size) as a share of hidden. Below half
 # the hidden width, students distil badly while the short proxy rates them well: of the 86 winners
-# recorded in tools/results/search (search, hand and random; both machines; 1/10, 1/20, 1/40), the 12
+# recorded before this change (search, hand and random; both machines; 1/10, 1/20, 1/40; the README's
+# search section tabulates every recorded winner this way, tools/search_bench.py), the 12
 # with attention under half of hidden scored 2.5-4.8 points below those between half and all of it
 # (mean SST-2 dev 85.2 against 87.7 % at 1/10, 83.0 / 87.8 at 1/20, 83.1 / 85.8 at 1/40), and at 1/40
 # seed 2 the backbone stage chose one head of 32 at hidden 256 (0.794 held-out, 83.9 % dev). Wider
