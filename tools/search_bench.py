@@ -47,12 +47,17 @@ def row(r: dict) -> str:
             f"{refits} | {final_steps(b)} | {acc:.2%} | {r['trials']} ({r['evaluated']}) | {r['seconds'] / 60:.1f} |")
 
 
+# What each earlier version of the search space (space.SPACE_VERSION) searched differently, as run labels.
+EARLIER_SPACES = {1: "any head count"}
+
+
 def strategy_of(r: dict) -> str:
     """The run's strategy, marked when it searched an earlier version of the space (the hand family has its own)."""
     from edgebert.search.space import SPACE_VERSION
 
-    if r["strategy"] in ("progressive", "random") and r.get("space_version", 1) < SPACE_VERSION:
-        return f"{r['strategy']} ({EARLIER['any-heads']})"
+    version = r.get("space_version", 1)
+    if r["strategy"] in ("progressive", "random") and version != SPACE_VERSION:
+        return f"{r['strategy']} ({EARLIER_SPACES[version]})"
     return r["strategy"]
 
 
@@ -76,7 +81,7 @@ def recorded_runs() -> list[dict]:
 
 # Earlier versions' runs, kept under tools/results/search/history/<tag>-<suffix>.json for comparison.
 EARLIER = {
-    "any-heads": "any head count",
+    "any-heads": EARLIER_SPACES[1],
     "timecapped": "before the step-counted quick recipe and the margin rule",
     "uncalibrated": "before budget calibration",
     "one-window": "before three-window verification and the margin rule",

@@ -126,7 +126,7 @@ class BackboneStage(Stage):
         c = self.choices()
         return [{"layers": n, "hidden": h, "attention": 1.0, "inner_ratio": r}
                 for n in c["layers"] for h in c["hidden"] for r in c["inner_ratio"]
-                if h % self.limits.head_size == 0 and self.heads(h, 1.0) * self.limits.head_size == h]
+                if self.heads(h, 1.0) * self.limits.head_size == h]
 
     def to_spec(self, p: dict[str, Any]) -> ArchSpec:
         inner = self.space.inner_for(p["hidden"], p["inner_ratio"], cap=self.limits.inner)
