@@ -30,12 +30,13 @@ GLUE = REPO.parent / "shared" / "data" / "glue"
 RESULTS = REPO / "tools" / "results"
 
 
-def environment() -> dict:
-    """Device, versions and threads, recorded beside every figure."""
+def environment(precision: str = "fp32", threads: int | None = None) -> dict:
+    """Device, versions and threads, recorded beside every figure; `precision` and `threads` those
+    the figures were timed at (default: fp32 at torch's thread count)."""
     from edgebert.device.fingerprint import describe, fingerprint
     from edgebert.export import versions
 
-    fp = fingerprint(threads=torch.get_num_threads())
+    fp = fingerprint(threads=threads or torch.get_num_threads(), precision=precision)
     return {"device": describe(fp), "fingerprint": fp, "versions": versions(), "torch_threads": torch.get_num_threads(),
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 

@@ -155,7 +155,8 @@ def main() -> dict:
                      "window_normalised": report[w.name].window_normalised})
     result = {"sweep": args.sweep, "precision": args.precision, "layers": args.layers, "hidden": args.hidden,
               "stack": args.stack, "windows": args.windows,
-              "runs": args.runs, "table": table.name, "rows": rows, "environment": environment()}
+              "runs": args.runs, "table": table.name, "rows": rows,
+              "environment": environment(precision=s["precision"], threads=s["threads"])}
     publish(record_path(args.sweep, args.precision), result, section, markdown(result))
     print(markdown(result))
     return result
