@@ -47,17 +47,24 @@ def row(r: dict) -> str:
             f"{refits} | {final_steps(b)} | {acc:.2%} | {r['trials']} ({r['evaluated']}) | {r['seconds'] / 60:.1f} |")
 
 
-# What each earlier version of the search space (space.SPACE_VERSION) searched differently, as run labels.
+# What each earlier version of the search space (space.SPACE_VERSION) and of verification
+# (verify.VERIFY_VERSION) did differently, as run labels.
 EARLIER_SPACES = {1: "any head count"}
+EARLIER_VERIFICATION = {1: "first-fit verification"}
 
 
 def strategy_of(r: dict) -> str:
-    """The run's strategy, marked when it searched an earlier version of the space (the hand family has its own)."""
+    """The run's strategy, marked when it searched an earlier version of the space, or verified its
+    candidates the earlier way (the hand family has its own measurement)."""
     from edgebert.search.space import SPACE_VERSION
+    from edgebert.search.verify import VERIFY_VERSION
 
-    version = r.get("space_version", 1)
-    if r["strategy"] in ("progressive", "random") and version != SPACE_VERSION:
-        return f"{r['strategy']} ({EARLIER_SPACES[version]})"
+    if r["strategy"] not in ("progressive", "random"):
+        return r["strategy"]
+    if (space := r.get("space_version", 1)) != SPACE_VERSION:
+        return f"{r['strategy']} ({EARLIER_SPACES[space]})"
+    if (verification := r.get("verify_version", 1)) != VERIFY_VERSION:
+        return f"{r['strategy']} ({EARLIER_VERIFICATION[verification]})"
     return r["strategy"]
 
 
@@ -82,6 +89,7 @@ def recorded_runs() -> list[dict]:
 # Earlier versions' runs, kept under tools/results/search/history/<tag>-<suffix>.json for comparison.
 EARLIER = {
     "any-heads": EARLIER_SPACES[1],
+    "first-fit": EARLIER_VERIFICATION[1],
     "timecapped": "before the step-counted quick recipe and the margin rule",
     "uncalibrated": "before budget calibration",
     "one-window": "before three-window verification and the margin rule",

@@ -39,8 +39,9 @@ stage's trials, this module decides which stage runs when and on what.
 
 Then verify-and-fallback: the top candidates under the budget are *measured*
 through the harness beside bert-base in three interleaved windows (with no
-training running; each candidate's median window counts), the best one that
-truly fits wins, and it is distilled fully by the distillation engine into
+training running; each candidate's median window counts), round after round
+until a few truly fit in the budget's last tenth; the stand-alone proxy scores
+those (verify.rescore), the best wins, and it is distilled fully by the distillation engine into
 `<out>/student`, ready for `edgebert export`. It starts from a fresh extraction
 from the teacher, not from its slice of the supernet: on the quick 1/10 winners
 the slice did no better (`python tools/winner_start_ab.py`; README, "Search").
@@ -365,6 +366,8 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
             state["final"] = final_distill(ctx, best, progress=progress)
         save_state(cfg, state)
     trials = sum(len(s.get_trials(deepcopy=False)) for s in studies)
+    from edgebert.search.verify import VERIFY_VERSION
+
     return {
         "out": str(cfg.out_path),
         "budget_ms": ctx.budget_ms,
@@ -372,6 +375,7 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         "calibration": state.get("calibration"),
         "strategy": cfg.strategy,
         "space_version": SPACE_VERSION,
+        "verify_version": VERIFY_VERSION,
         "best": {**best, "dev": state["final"]["dev"], "student": state["final"]["out"],
                  "final_stages": state["final"].get("stages"),
                  "held_out_score": best.get("score"), "spec_summary": ArchSpec.from_dict(best["spec"]).summary()},
@@ -402,7 +406,7 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
     """Measure the top candidates; while the best that fits leaves more than a tenth of the budget
     unused, search the dimensions again in the window the latest measurements point to (at most
     REFITS times), and measure those."""
-    from edgebert.search.verify import aim, choose, measured_in, merge, verify
+    from edgebert.search.verify import aim, choose, measured_in, merge, rescore, verify
 
     cfg = ctx.cfg
     if not state.get("verify_first"):
@@ -439,10 +443,13 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
         save_state(cfg, state)
         if "verified" not in state["refits"][name]:
             refit = run_stage(ctx, name, state, storage, progress=progress)
-            state["refits"][name]["verified"] = (verify(ctx, refit, window=window, shrink=False) if evaluated(refit)
+            state["refits"][name]["verified"] = (verify(ctx, refit, window=window, max_rounds=1) if evaluated(refit)
                                                  else {"winner": None, "rounds": [], "calibration": None})
             save_state(cfg, state)
         passes.append(state["refits"][name]["verified"])
+    if cfg.strategy == "progressive":  # random search's candidates carry the stand-alone proxy's scores already
+        say("scoring the fitting candidates by the stand-alone proxy (the supernet's score only ranked them)")
+        rescore(ctx, measured_in(passes), state.setdefault("rescored", {}), save=lambda: save_state(cfg, state))
     return merge(passes, cfg.min_budget_use)
 
 

@@ -5,8 +5,18 @@ exported and timed beside bert-base, interleaved, in three windows of the harnes
 (no training runs then: the search's own processes have finished). A candidate
 fits when its measured latency over bert-base's is at most 1/X (`--speedup X`),
 or its canary-normalised time at the table's nominal speed is within
-`--budget-ms`. When none of a round fits, the next round takes candidates
-predicted faster, down to the budget's lower edge and below.
+`--budget-ms`. Until CHOICE candidates fit inside the budget's last tenth, the
+next round takes the best untried candidates where the measurements so far put
+that tenth (`aim`); when that holds none and nothing fits yet, those predicted
+faster.
+
+The winner is chosen among the fitting candidates by the *stand-alone* proxy
+(`rescore`: extraction, short KD, held-out split — the backbone and structure
+stages' proxy, and the hand baseline's), not by the supernet's score that ranked
+them for measurement: over 8 dimension points of one structure the supernet's
+score ranked distilled dev accuracy at tau -0.39, and with verification stopping
+at the first round that fitted anything, every quick 1/40 search had exactly one
+fitting candidate in the budget's last tenth, so nothing was chosen at all.
 
 A winner should also *use* the budget (at least `min_budget_use` of it,
 measured): a table that over-predicts small models against bert-base leaves
@@ -28,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from edgebert import zoo
 from edgebert.arch import ArchSpec
@@ -40,7 +50,8 @@ from edgebert.search.context import SearchConfig, SearchContext
 from edgebert.search.study import evaluated
 
 ROUNDS = 4
-SHRINK = 0.95  # each fallback round looks at candidates predicted this much faster
+CHOICE = 3  # verification goes on until this many candidates fit inside the budget's last tenth
+VERIFY_VERSION = 2  # 2: several fitting candidates, chosen by the stand-alone proxy (1: the first round that fits)
 # One window's evidence may move the budget's predicted edge at most this far: measured shares of
 # predicted have ranged 0.72-1.11 on this machine, and verification checks whatever the limit admits.
 CALIBRATION_RANGE = (0.75, 1.33)
@@ -89,11 +100,13 @@ def measure_beside(reference: str | None, specs: list[ArchSpec], table, *, seq_l
 
 
 def verify(ctx: SearchContext, study, *, window: tuple[float, float] | None = None,
-           shrink: bool = True, incumbent: str | None = None) -> dict[str, Any]:
+           max_rounds: int = ROUNDS, incumbent: str | None = None) -> dict[str, Any]:
     """Measure the best-scoring candidates whose predicted latency lies in `window` (default: the
     budget's last tenth, else anything under it), one per slice of the window, and the `incumbent`
-    (a spec key: the structure stage's winner at its own sizes) among them; with `shrink`, while
-    none fits, go on to candidates predicted faster.
+    (a spec key: the structure stage's winner at its own sizes) among them; in up to `max_rounds`
+    rounds, until CHOICE fit inside the budget's last tenth, go on to the window the measurements
+    so far point to (`aim`), or while nothing fits and that window holds no candidate, to those
+    predicted faster.
 
     Returns {"winner" (None if nothing fits), "rounds", "calibration"}: calibration is the median
     over the measured candidates of (measured share of the budget) / (predicted share) — below 1
@@ -103,21 +116,24 @@ def verify(ctx: SearchContext, study, *, window: tuple[float, float] | None = No
     if not pool:
         raise EdgebertError("the search found no feasible candidate to verify")
     low, high = window or (cfg.min_budget_use * ctx.limit_ms, ctx.limit_ms)
-    rounds, tried = [], set()
-    limit = high
-    for r in range(ROUNDS if shrink else 1):
-        fresh = [c for c in pool if ArchSpec.from_dict(c["spec"]).key() not in tried and c["predicted_ms"] <= limit]
-        inside = [c for c in fresh if c["predicted_ms"] >= low]
-        batch = spread(inside, low, limit, cfg.verify_top) if inside else fresh[: cfg.verify_top]
+    rounds, tried, everything = [], set(), []
+    for _ in range(max_rounds):
+        fresh = [c for c in pool if ArchSpec.from_dict(c["spec"]).key() not in tried]
+        inside = [c for c in fresh if low <= c["predicted_ms"] <= high]
+        if inside:
+            batch = spread(inside, low, high, cfg.verify_top)
+        elif not any(c["fits"] for c in everything):  # nothing there, nothing fits yet: the best predicted faster
+            batch = [c for c in fresh if c["predicted_ms"] < high][: cfg.verify_top]
+        else:
+            break  # the pool holds no more there; a refit (progressive.py) may search the window afresh
         if not batch:
             break
-        measured = measure_rows(ctx, batch)
+        rounds.append(measure_rows(ctx, batch))
         tried.update(ArchSpec.from_dict(c["spec"]).key() for c in batch)
-        rounds.append(measured)
-        if any(c["fits"] for c in measured):
+        everything = measured_in([{"rounds": rounds}])
+        if sum(c["budget_use"] >= cfg.min_budget_use for c in finalists(everything, cfg.min_budget_use)) >= CHOICE:
             break
-        limit = min(c["predicted_ms"] for c in measured) * SHRINK
-    everything = measured_in([{"rounds": rounds}])
+        low, high = aim(everything, cfg.min_budget_use)  # where the measurements so far put the last tenth
     return {"winner": choose(everything, cfg.min_budget_use), "rounds": rounds,
             "calibration": calibration(everything, ctx.budget_ms) if everything else None}
 
@@ -218,16 +234,39 @@ def spread(candidates: list[dict], low: float, high: float, k: int) -> list[dict
     return picked
 
 
-def choose(measured: list[dict], min_use: float) -> dict | None:
-    """The best-scoring candidate that fits, preferring those that use at least `min_use` of the budget;
-    a fitting incumbent stays unless another beats its score by more than its margin."""
+def finalists(measured: list[dict], min_use: float) -> list[dict]:
+    """The candidates a winner is chosen from: those that fit and use at least `min_use` of the
+    budget, or, when none does, every one that fits."""
     fitting = [c for c in measured if c["fits"]]
-    full = [c for c in fitting if c["budget_use"] >= min_use] or fitting
+    return [c for c in fitting if c["budget_use"] >= min_use] or fitting
+
+
+def choose(measured: list[dict], min_use: float) -> dict | None:
+    """The best-scoring finalist; a fitting incumbent stays unless another beats its score by more
+    than its margin."""
+    full = finalists(measured, min_use)
     if not full:
         return None
     best = max(full, key=lambda c: (c["score"], -c["predicted_ms"]))
     kept = [c for c in full if c.get("incumbent")]
     return kept[0] if kept and best["score"] <= kept[0]["score"] + kept[0]["margin"] else best
+
+
+def rescore(ctx: SearchContext, measured: list[dict], scores: dict[str, float], *,
+            save: Callable[[], None] = lambda: None) -> None:
+    """Score the finalists by the stand-alone proxy, in place: "score" becomes that proxy's (the
+    incumbent's margin with it), the stage's own is kept as "stage_score". `scores` (spec key ->
+    score) holds those already made and gets each new one, then `save()` runs, so that a resumed
+    search scores nothing twice. (Verification stops once CHOICE fit: a handful, 3-7.)"""
+    for c in finalists(measured, ctx.cfg.min_budget_use):
+        key = ArchSpec.from_dict(c["spec"]).key()
+        if key not in scores:
+            scores[key] = ctx.proxy_score(ArchSpec.from_dict(c["spec"]))
+            save()
+        c["stage_score"] = c.get("stage_score", c["score"])
+        c["score"] = scores[key]
+        if c.get("incumbent"):
+            c["margin"] = ctx.margin(c["score"])
 
 
 def calibration(measured: list[dict], budget_ms: float) -> float:

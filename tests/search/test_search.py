@@ -317,6 +317,52 @@ def test_calibration_moves_the_budget_to_where_measurement_puts_it(ctx, monkeypa
     assert row["window_ratios"] == pytest.approx([0.1, 0.05, 0.12])
 
 
+def _study_of(points):
+    """An in-memory two-objective study holding (spec, held-out score, predicted ms) as finished trials."""
+    import optuna
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for spec, score, predicted in points:
+        study.add_trial(optuna.trial.create_trial(values=[score, predicted],
+                                                  user_attrs={"spec": spec.to_dict(), "latency_ms": predicted}))
+    return study
+
+
+def test_verification_gathers_a_choice_where_measurement_puts_the_budget_then_rescores_it(ctx, monkeypatch):
+    """A table that under-predicts by a fifth (measured = 1.2 x predicted): everything in the budget's
+    last tenth as predicted breaks the budget. The next round measures where the first round's
+    figures put that tenth, until CHOICE fit there; the winner is the finalist the stand-alone
+    proxy scores best, not the one the supernet ranked first, and no finalist is scored twice."""
+    from edgebert.search import verify as verify_mod
+
+    ctx.limit_ms = BUDGET
+    specs = [ArchSpec.uniform(layers=1 + k // 24, hidden=128, heads=4, head_size=32, inner=32 + 16 * (k % 24))
+             for k in range(48)]
+    predicted = {s.key(): BUDGET * (0.5 + 0.5 * k / 47) for k, s in enumerate(specs)}  # 0.5-1.0 x budget
+    # The stage's (supernet's) score rises with predicted latency; the stand-alone proxy's falls.
+    study = _study_of([(s, 0.5 + 0.01 * k, predicted[s.key()]) for k, s in enumerate(specs)])
+    monkeypatch.setattr(verify_mod, "measure_candidates", lambda ctx, specs, **_: _Report(
+        {f"candidate{i}": _Timed(1.2 * predicted[s.key()]) for i, s in enumerate(specs, start=1)}))
+    result = verify_mod.verify(ctx, study)
+    first, *later = result["rounds"]
+    assert first and not any(c["fits"] for c in first)
+    assert later and all(0.92 / 1.2 * BUDGET - 1e-9 <= c["predicted_ms"] <= 0.98 / 1.2 * BUDGET + 1e-9
+                         for c in later[0])
+    everything = verify_mod.measured_in([result])
+    full = verify_mod.finalists(everything, ctx.cfg.min_budget_use)
+    assert len(full) >= verify_mod.CHOICE and all(0.9 <= c["budget_use"] <= 1.0 for c in full)
+    calls = []
+    monkeypatch.setattr(ctx, "proxy_score", lambda spec: calls.append(spec.key()) or 1.0 - predicted[spec.key()] / 10)
+    scores = {}
+    verify_mod.rescore(ctx, everything, scores)
+    winner = verify_mod.choose(everything, ctx.cfg.min_budget_use)
+    assert winner is min(full, key=lambda c: c["predicted_ms"])  # the stand-alone proxy's best, the supernet's last
+    assert winner is not max(full, key=lambda c: c["stage_score"])
+    assert sorted(calls) == sorted(scores) == sorted(ArchSpec.from_dict(c["spec"]).key() for c in full)
+    verify_mod.rescore(ctx, everything, scores)  # resumed: nothing scored again, stage scores kept
+    assert len(calls) == len(full) and verify_mod.choose(everything, ctx.cfg.min_budget_use) is winner
+
+
 def test_choose_prefers_fitting_candidates_that_use_the_budget():
     from edgebert.search.verify import calibration, choose, spread
 
