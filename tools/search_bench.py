@@ -2,6 +2,7 @@
 
     python tools/search_bench.py --speedup 20                 # the default search (<= 60 min target)
     python tools/search_bench.py --speedup 10 40 --quick      # the other budgets, quick settings
+    python tools/search_bench.py --speedup 40 --quick --seeds 0 1 2 --reverify   # finished runs, verified again
 
 Each run is `edgebert search` with the fine-tuned teacher (runs/teacher-sst2, from
 tools/finetune_teacher.py) on the machine's shipped fp32 2-thread seq-128 table.
@@ -51,6 +52,8 @@ def row(r: dict) -> str:
 # (verify.VERIFY_VERSION) did differently, as run labels.
 EARLIER_SPACES = {1: "any head count"}
 EARLIER_VERIFICATION = {1: "first-fit verification"}
+# Where a run verified by an earlier version keeps its record once verified again (--reverify).
+VERIFICATION_SUFFIX = {1: "first-fit"}
 
 
 def strategy_of(r: dict) -> str:
@@ -89,7 +92,7 @@ def recorded_runs() -> list[dict]:
 # Earlier versions' runs, kept under tools/results/search/history/<tag>-<suffix>.json for comparison.
 EARLIER = {
     "any-heads": EARLIER_SPACES[1],
-    "first-fit": EARLIER_VERIFICATION[1],
+    VERIFICATION_SUFFIX[1]: EARLIER_VERIFICATION[1],
     "timecapped": "before the step-counted quick recipe and the margin rule",
     "uncalibrated": "before budget calibration",
     "one-window": "before three-window verification and the margin rule",
@@ -158,6 +161,9 @@ def main() -> None:
     ap.add_argument("--teacher", type=Path, default=REPO / "runs" / "teacher-sst2")
     ap.add_argument("--data", type=Path, default=GLUE)
     ap.add_argument("--summary-only", action="store_true", help="only rebuild the README table from recorded runs")
+    ap.add_argument("--reverify", action="store_true",
+                    help="verify finished runs again with this code, keeping their stages (the earlier record "
+                         "goes to history/); the final distillation reruns only if another candidate wins")
     args = ap.parse_args()
 
     from edgebert.files import atomic_write_json
@@ -170,14 +176,63 @@ def main() -> None:
             out = REPO / "runs" / f"search-sst2-{tag}"
             cfg = SearchConfig(teacher=str(args.teacher), task="sst2", data=str(args.data), out=str(out), speedup=x,
                                seed=seed, quick=args.quick, strategy=args.strategy)
+            earlier = reset_verification(cfg, tag) if args.reverify else None
             result = search(cfg, say=print)
             record = {"speedup": x, "quick": args.quick, "seed": seed, "environment": environment(), **result}
+            if earlier:  # the earlier record goes to history/<tag>-<suffix>.json, this one takes its place
+                record.update(reverified(earlier, record))
+                path = Path(earlier.pop("path"))
+                suffix = VERIFICATION_SUFFIX[earlier.get("verify_version", 1)]
+                atomic_write_json(RESULTS / "search" / "history" / f"{path.stem}-{suffix}.json", earlier)
             atomic_write_json(run_path(RESULTS / "search", tag, record["environment"]["fingerprint"]), record)
             print(row(record))
 
     records = recorded_runs()
     records.sort(key=lambda r: (r["speedup"], r["quick"], r["strategy"], r["seed"]))
     publish(RESULTS / "search_summary.json", {"rows": [row(r) for r in records]}, "search", summary(records))
+
+
+def reset_verification(cfg, tag: str) -> dict | None:
+    """Prepare a finished run to be verified again by this code: its stages stay, its verification
+    (with any refit) goes, its student stays for the search to reuse if the same candidate wins.
+    Returns the run's record (None: no run of an earlier verification here; the search runs as
+    usual). A run interrupted after this reset is recognised again by its record."""
+    from edgebert.device.fingerprint import fingerprint
+    from edgebert.search import progressive
+    from edgebert.search.study import storage_for
+    from edgebert.search.verify import VERIFY_VERSION
+
+    path = run_path(RESULTS / "search", tag, fingerprint(2))
+    state = progressive.load_state(cfg)
+    if not path.is_file() or not state["stages"]:
+        return None
+    record = json.loads(path.read_text())
+    if record.get("verify_version", 1) == VERIFY_VERSION:
+        return None
+    import optuna
+
+    storage = storage_for(cfg)
+    for name in [n for n in state["stages"] if n.startswith("refit")]:
+        optuna.delete_study(study_name=progressive.open_study(cfg, name, storage).study_name, storage=storage)
+        del state["stages"][name]
+    for key in ("verify_first", "verify", "refits", "rescored"):
+        state.pop(key, None)
+    state.get("phase_seconds", {}).pop("verify", None)
+    progressive.save_state(cfg, state)
+    return {**record, "path": str(path)}
+
+
+def reverified(earlier: dict, record: dict) -> dict:
+    """What a record verified again says of it: the earlier winner, and end-to-end minutes as one run
+    of this code would take (the earlier run's, with this verification and final distillation)."""
+    from edgebert.arch import ArchSpec
+
+    before, now = earlier.get("phase_seconds", {}), record["phase_seconds"]
+    seconds = earlier["seconds"] + sum(now.get(k, 0.0) - before.get(k, 0.0) for k in ("verify", "final"))
+    same = ArchSpec.from_dict(earlier["best"]["spec"]).key() == ArchSpec.from_dict(record["best"]["spec"]).key()
+    return {"seconds": round(seconds, 1),
+            "reverified": {"verify_version_before": earlier.get("verify_version", 1), "resumed_seconds": record["seconds"],
+                           "earlier_winner": earlier["best"]["spec"], "same_winner": same}}
 
 
 def run_path(directory: Path, tag: str, fp: dict) -> Path:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -358,12 +359,19 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
             state["verify"] = verify_and_refit(ctx, studies[-1], state, storage, progress=progress, say=say)
         save_state(cfg, state)
     best = state["verify"]["winner"]
+    winner_key = ArchSpec.from_dict(best["spec"]).key()
+    if state.get("final") and distilled_key(cfg, state) != winner_key:
+        # Verified again (tools/search_bench.py --reverify) and another candidate won: its student is not this one.
+        say("the winner changed since the last distillation: distilling the new one")
+        shutil.rmtree(cfg.out_path / "student", ignore_errors=True)
+        del state["final"]
+        state.get("phase_seconds", {}).pop("final", None)
     if not state.get("final"):
         from edgebert.search.verify import final_distill
 
         say(f"distilling the winner {ArchSpec.from_dict(best['spec']).summary()} fully")
         with timed(cfg, state, "final"):
-            state["final"] = final_distill(ctx, best, progress=progress)
+            state["final"] = {**final_distill(ctx, best, progress=progress), "spec_key": winner_key}
         save_state(cfg, state)
     trials = sum(len(s.get_trials(deepcopy=False)) for s in studies)
     from edgebert.search.verify import VERIFY_VERSION
@@ -387,6 +395,14 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         "seconds": round(time.perf_counter() - t0, 1),
         "phase_seconds": state.get("phase_seconds", {}),
     }
+
+
+def distilled_key(cfg: SearchConfig, state: dict) -> str | None:
+    """The spec key of the student the final phase distilled (runs before it was recorded: best_spec.json's)."""
+    if key := state["final"].get("spec_key"):
+        return key
+    path = cfg.out_path / "best_spec.json"
+    return ArchSpec.from_json(path.read_text()).key() if path.is_file() else None
 
 
 @contextmanager
