@@ -72,7 +72,7 @@ from edgebert.search.study import (
 
 STATE_FILE = "search_state.json"
 CONFIG_FILE = "search_config.json"
-REFITS = 2  # dimension re-searches when the measured winner leaves budget unused
+REFITS = 2  # dimension re-searches when too few measured candidates fit in the budget's last tenth
 # A backbone predicted under this share of the budget wastes it: the later stages only re-shape
 # its FFNs, and a few trials drawn from the whole space land mostly on tiny backbones (at 1/10,
 # three of four quick backbones used under a quarter of the budget).
@@ -419,10 +419,11 @@ def timed(cfg: SearchConfig, state: dict, phase: str):
 
 def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progress: bool,
                      say: Callable[[str], None]) -> dict:
-    """Measure the top candidates; while the best that fits leaves more than a tenth of the budget
-    unused, search the dimensions again in the window the latest measurements point to (at most
-    REFITS times), and measure those."""
-    from edgebert.search.verify import aim, choose, measured_in, merge, rescore, verify
+    """Measure the top candidates; while fewer than verify.CHOICE of them fit in the budget's last
+    tenth (the best that fits leaves more than a tenth unused, or the pool held too few there),
+    search the dimensions again in the window the latest measurements point to (at most REFITS
+    times), and measure those; the stand-alone proxy then scores the finalists."""
+    from edgebert.search.verify import CHOICE, aim, choose, choice_size, measured_in, merge, rescore, verify
 
     cfg = ctx.cfg
     if not state.get("verify_first"):
@@ -437,8 +438,8 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
     state.setdefault("refits", {})
     for attempt in range(1, REFITS + 1):
         everything = measured_in(passes)
-        best = choose(everything, cfg.min_budget_use)
-        if cfg.strategy != "progressive" or best["budget_use"] >= cfg.min_budget_use:
+        best, found = choose(everything, cfg.min_budget_use), choice_size(everything, cfg.min_budget_use)
+        if cfg.strategy != "progressive" or found >= CHOICE:
             break  # random search has no structure to refit: it keeps what its trials found
         structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
         name = f"refit{attempt}"
@@ -447,8 +448,9 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
             break
         window = state["refits"].get(name, {}).get("window_ms") or aim(everything, cfg.min_budget_use)
         room = window_capacity(ctx, DimensionStage(structure, ctx.limits), window, seed=cfg.seed + attempt)
-        say(f"the best fitting candidate uses {best['budget_use']:.0%} of the budget measured (measured/predicted "
-            f"{k:.3f}); {name}: the dimensions in {window[0]:.2f}-{window[1]:.2f} ms predicted ({room} points there)")
+        say(f"{found} of {CHOICE} wanted fit in the budget's last tenth, the best using {best['budget_use']:.0%} "
+            f"(measured/predicted {k:.3f}); {name}: the dimensions in {window[0]:.2f}-{window[1]:.2f} ms predicted "
+            f"({room} points there)")
         if not room:
             state["refits"][name] = {"calibration": k, "window_ms": list(window), "target": 0}
             save_state(cfg, state)

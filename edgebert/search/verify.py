@@ -22,7 +22,9 @@ A winner should also *use* the budget (at least `min_budget_use` of it,
 measured): a table that over-predicts small models against bert-base leaves
 the search's best candidates well under the real budget (the first 1/20 quick
 search used 81 % of it). The measurements so far say where in predicted
-latency the budget's last tenth lies (`aim`); the refit stage (progressive.py)
+latency the budget's last tenth lies (`aim`); when the search's own candidates
+there are too few for a choice (the quick dimension stage scores 12 points, all
+within a tenth of the limit it searched under), the refit stage (progressive.py)
 searches the dimensions again there, on the same supernet, and its candidates
 are measured in turn.
 
@@ -131,7 +133,7 @@ def verify(ctx: SearchContext, study, *, window: tuple[float, float] | None = No
         rounds.append(measure_rows(ctx, batch))
         tried.update(ArchSpec.from_dict(c["spec"]).key() for c in batch)
         everything = measured_in([{"rounds": rounds}])
-        if sum(c["budget_use"] >= cfg.min_budget_use for c in finalists(everything, cfg.min_budget_use)) >= CHOICE:
+        if choice_size(everything, cfg.min_budget_use) >= CHOICE:
             break
         low, high = aim(everything, cfg.min_budget_use)  # where the measurements so far put the last tenth
     return {"winner": choose(everything, cfg.min_budget_use), "rounds": rounds,
@@ -239,6 +241,11 @@ def finalists(measured: list[dict], min_use: float) -> list[dict]:
     budget, or, when none does, every one that fits."""
     fitting = [c for c in measured if c["fits"]]
     return [c for c in fitting if c["budget_use"] >= min_use] or fitting
+
+
+def choice_size(measured: list[dict], min_use: float) -> int:
+    """How many candidates fit and use at least `min_use` of the budget."""
+    return sum(c["fits"] and c["budget_use"] >= min_use for c in measured)
 
 
 def choose(measured: list[dict], min_use: float) -> dict | None:
