@@ -360,18 +360,19 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         save_state(cfg, state)
     best = state["verify"]["winner"]
     winner_key = ArchSpec.from_dict(best["spec"]).key()
-    if state.get("final") and distilled_key(cfg, state) != winner_key:
-        # Verified again (tools/search_bench.py --reverify) and another candidate won: its student is not this one.
+    if distilled_key(cfg) not in (None, winner_key):
+        # Verified again (tools/search_bench.py --reverify) and another candidate won: the student, distilled
+        # or interrupted half-way, is another's.
         say("the winner changed since the last distillation: distilling the new one")
         shutil.rmtree(cfg.out_path / "student", ignore_errors=True)
-        del state["final"]
+        state.pop("final", None)
         state.get("phase_seconds", {}).pop("final", None)
     if not state.get("final"):
         from edgebert.search.verify import final_distill
 
         say(f"distilling the winner {ArchSpec.from_dict(best['spec']).summary()} fully")
         with timed(cfg, state, "final"):
-            state["final"] = {**final_distill(ctx, best, progress=progress), "spec_key": winner_key}
+            state["final"] = final_distill(ctx, best, progress=progress)
         save_state(cfg, state)
     trials = sum(len(s.get_trials(deepcopy=False)) for s in studies)
     from edgebert.search.verify import VERIFY_VERSION
@@ -397,10 +398,9 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
     }
 
 
-def distilled_key(cfg: SearchConfig, state: dict) -> str | None:
-    """The spec key of the student the final phase distilled (runs before it was recorded: best_spec.json's)."""
-    if key := state["final"].get("spec_key"):
-        return key
+def distilled_key(cfg: SearchConfig) -> str | None:
+    """The spec key of the student the final phase distilled or began to (best_spec.json, written before it
+    starts), None before any."""
     path = cfg.out_path / "best_spec.json"
     return ArchSpec.from_json(path.read_text()).key() if path.is_file() else None
 

@@ -175,6 +175,16 @@ def test_search_end_to_end_then_resume_is_free(tiny_config):
     again = search(tiny_config(budget_ms=BUDGET), progress=False)
     assert again["trials"] == result["trials"] and again["best"]["spec"] == best["spec"]
     assert again["phase_seconds"]["final"] == phases["final"]  # a finished phase is not timed again
+    # A student distilled (or begun) for another candidate (a search verified again chose anew) is not
+    # the winner's: it is distilled afresh.
+    from dataclasses import replace
+
+    spec = ArchSpec.from_dict(best["spec"])
+    other = spec.with_layers([replace(spec.layers[0], inner=spec.layers[0].inner + 32), *spec.layers[1:]])
+    (cfg.out_path / "best_spec.json").write_text(other.to_json())
+    third = search(tiny_config(budget_ms=BUDGET), progress=False)
+    assert third["phase_seconds"]["final"] != phases["final"]
+    assert load_model(third["best"]["student"]).spec == spec
 
 
 def test_random_search_runs_end_to_end_under_the_budget(tiny_config):
