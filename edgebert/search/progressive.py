@@ -429,16 +429,13 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
     if not state.get("verify_first"):
         say("measuring the top candidates beside bert-base (three interleaved windows)")
         first = verify(ctx, study, incumbent=incumbent_of("dimensions", state))  # random search: none
-        if first["winner"] is None:
-            raise EdgebertError(f"no candidate measured within the budget after {len(first['rounds'])} rounds; "
-                                "re-profile the latency table (the machine may differ from it)")
         state["verify_first"] = first
         save_state(cfg, state)
     passes = [state["verify_first"]]
     state.setdefault("refits", {})
     for attempt in range(1, REFITS + 1):
         everything = measured_in(passes)
-        best, found = choose(everything, cfg.min_budget_use), choice_size(everything, cfg.min_budget_use)
+        found = choice_size(everything, cfg.min_budget_use)
         if cfg.strategy != "progressive" or found >= CHOICE:
             break  # random search has no structure to refit: it keeps what its trials found
         structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
@@ -448,9 +445,10 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
             break
         window = state["refits"].get(name, {}).get("window_ms") or aim(everything, cfg.min_budget_use)
         room = window_capacity(ctx, DimensionStage(structure, ctx.limits), window, seed=cfg.seed + attempt)
-        say(f"{found} of {CHOICE} wanted fit in the budget's last tenth, the best using {best['budget_use']:.0%} "
-            f"(measured/predicted {k:.3f}); {name}: the dimensions in {window[0]:.2f}-{window[1]:.2f} ms predicted "
-            f"({room} points there)")
+        best = choose(everything, cfg.min_budget_use)
+        use = f"the best fitting using {best['budget_use']:.0%}" if best else "none fitting"
+        say(f"{found} of {CHOICE} wanted fit in the budget's last tenth, {use} (measured/predicted {k:.3f}); "
+            f"{name}: the dimensions in {window[0]:.2f}-{window[1]:.2f} ms predicted ({room} points there)")
         if not room:
             state["refits"][name] = {"calibration": k, "window_ms": list(window), "target": 0}
             save_state(cfg, state)
@@ -468,7 +466,11 @@ def verify_and_refit(ctx: SearchContext, study, state: dict, storage, *, progres
     if cfg.strategy == "progressive":  # random search's candidates carry the stand-alone proxy's scores already
         say("scoring the fitting candidates by the stand-alone proxy (the supernet's score only ranked them)")
         rescore(ctx, measured_in(passes), state.setdefault("rescored", {}), save=lambda: save_state(cfg, state))
-    return merge(passes, cfg.min_budget_use)
+    result = merge(passes, cfg.min_budget_use)
+    if result["winner"] is None:
+        raise EdgebertError(f"no candidate measured within the budget ({len(measured_in(passes))} measured, "
+                            f"{len(passes) - 1} refits); re-profile the latency table (the machine may differ from it)")
+    return result
 
 
 def window_capacity(ctx: SearchContext, stage: Stage, window: tuple[float, float], *, seed: int,
