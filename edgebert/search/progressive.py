@@ -360,9 +360,10 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         save_state(cfg, state)
     best = state["verify"]["winner"]
     winner_key = ArchSpec.from_dict(best["spec"]).key()
-    if distilled_key(cfg) not in (None, winner_key):
+    distilled = distilled_key(cfg)
+    if (distilled is not None or state.get("final")) and distilled != winner_key:
         # Verified again (tools/search_bench.py --reverify) and another candidate won: the student, distilled
-        # or interrupted half-way, is another's.
+        # or interrupted half-way, is another's (or nobody can say whose: best_spec.json is gone).
         say("the winner changed since the last distillation: distilling the new one")
         shutil.rmtree(cfg.out_path / "student", ignore_errors=True)
         state.pop("final", None)

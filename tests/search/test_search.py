@@ -185,6 +185,10 @@ def test_search_end_to_end_then_resume_is_free(tiny_config):
     third = search(tiny_config(budget_ms=BUDGET), progress=False)
     assert third["phase_seconds"]["final"] != phases["final"]
     assert load_model(third["best"]["student"]).spec == spec
+    (cfg.out_path / "best_spec.json").unlink()  # whose student it is cannot be told: distilled again
+    fourth = search(tiny_config(budget_ms=BUDGET), progress=False)
+    assert fourth["phase_seconds"]["final"] != third["phase_seconds"]["final"]
+    assert load_model(fourth["best"]["student"]).spec == spec
 
 
 def test_random_search_runs_end_to_end_under_the_budget(tiny_config):
