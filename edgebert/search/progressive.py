@@ -365,7 +365,10 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         # Verified again (tools/search_bench.py --reverify) and another candidate won: the student, distilled
         # or interrupted half-way, is another's (or nobody can say whose: best_spec.json is gone).
         say("the winner changed since the last distillation: distilling the new one")
-        shutil.rmtree(cfg.out_path / "student", ignore_errors=True)
+        from edgebert.distill.run import checkpoint_dir
+
+        for folder in (cfg.out_path / "student", checkpoint_dir(cfg.out_path / "student")):
+            shutil.rmtree(folder, ignore_errors=True)
         state.pop("final", None)
         state.get("phase_seconds", {}).pop("final", None)
     if not state.get("final"):

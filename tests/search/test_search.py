@@ -182,6 +182,11 @@ def test_search_end_to_end_then_resume_is_free(tiny_config):
     spec = ArchSpec.from_dict(best["spec"])
     other = spec.with_layers([replace(spec.layers[0], inner=spec.layers[0].inner + 32), *spec.layers[1:]])
     (cfg.out_path / "best_spec.json").write_text(other.to_json())
+    from edgebert.distill.run import checkpoint_dir
+
+    half_way = checkpoint_dir(cfg.out_path / "student")  # its interrupted distillation, left behind
+    half_way.mkdir(exist_ok=True)
+    (half_way / "checkpoint.pt").write_bytes(b"another candidate's weights")
     third = search(tiny_config(budget_ms=BUDGET), progress=False)
     assert third["phase_seconds"]["final"] != phases["final"]
     assert load_model(third["best"]["student"]).spec == spec
