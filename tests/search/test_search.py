@@ -187,13 +187,18 @@ def test_search_end_to_end_then_resume_is_free(tiny_config):
     half_way = checkpoint_dir(cfg.out_path / "student")  # its interrupted distillation, left behind
     half_way.mkdir(exist_ok=True)
     (half_way / "checkpoint.pt").write_bytes(b"another candidate's weights")
-    third = search(tiny_config(budget_ms=BUDGET), progress=False)
-    assert third["phase_seconds"]["final"] != phases["final"]
+    said = []
+    third = search(tiny_config(budget_ms=BUDGET), progress=False, say=said.append)
+    assert any(m.startswith("distilling the winner") for m in said)
     assert load_model(third["best"]["student"]).spec == spec
     (cfg.out_path / "best_spec.json").unlink()  # whose student it is cannot be told: distilled again
-    fourth = search(tiny_config(budget_ms=BUDGET), progress=False)
-    assert fourth["phase_seconds"]["final"] != third["phase_seconds"]["final"]
+    said.clear()
+    fourth = search(tiny_config(budget_ms=BUDGET), progress=False, say=said.append)
+    assert any(m.startswith("distilling the winner") for m in said)
     assert load_model(fourth["best"]["student"]).spec == spec
+    said.clear()
+    search(tiny_config(budget_ms=BUDGET), progress=False, say=said.append)  # and then it is the winner's
+    assert not any(m.startswith("distilling the winner") for m in said)
 
 
 def test_random_search_runs_end_to_end_under_the_budget(tiny_config):
