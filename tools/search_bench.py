@@ -180,8 +180,8 @@ def main() -> None:
             result = search(cfg, say=print)
             record = {"speedup": x, "quick": args.quick, "seed": seed, "environment": environment(), **result}
             if earlier:  # the earlier record goes to history/<tag>-<suffix>.json, this one takes its place
+                path, earlier = earlier
                 record.update(reverified(earlier, record))
-                path = Path(earlier.pop("path"))
                 suffix = VERIFICATION_SUFFIX[earlier.get("verify_version", 1)]
                 atomic_write_json(RESULTS / "search" / "history" / f"{path.stem}-{suffix}.json", earlier)
             atomic_write_json(run_path(RESULTS / "search", tag, record["environment"]["fingerprint"]), record)
@@ -192,11 +192,11 @@ def main() -> None:
     publish(RESULTS / "search_summary.json", {"rows": [row(r) for r in records]}, "search", summary(records))
 
 
-def reset_verification(cfg, tag: str) -> dict | None:
+def reset_verification(cfg, tag: str) -> tuple[Path, dict] | None:
     """Prepare a finished run to be verified again by this code: its stages stay, its verification
     (with any refit) goes, its student stays for the search to reuse if the same candidate wins.
-    Returns the run's record (None: no run of an earlier verification here; the search runs as
-    usual). A run interrupted after this reset is recognised again by its record."""
+    Returns the run's record and where it lies (None: no run of an earlier verification here; the
+    search runs as usual). A run interrupted after this reset is recognised again by its record."""
     from edgebert.device.fingerprint import fingerprint
     from edgebert.search import progressive
     from edgebert.search.study import storage_for
@@ -219,7 +219,7 @@ def reset_verification(cfg, tag: str) -> dict | None:
         state.pop(key, None)
     state.get("phase_seconds", {}).pop("verify", None)
     progressive.save_state(cfg, state)
-    return {**record, "path": str(path)}
+    return path, record
 
 
 def reverified(earlier: dict, record: dict) -> dict:
