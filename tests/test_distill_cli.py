@@ -145,6 +145,20 @@ def test_resume_refuses_other_settings(tiny_glue, teacher, specs, tmp_path):  # 
         distill(replace(small_run(tiny_glue, teacher, specs, out), seed=5, resume=True), progress=False)
 
 
+def test_resume_refuses_a_student_path_that_now_holds_another_architecture(tiny_glue, teacher, specs, tmp_path):  # noqa: F811
+    # A search re-run rewrites its student's spec file in place: same path, same settings, but the
+    # checkpoint's weights would not load into the new shape (a traceback, before this check).
+    student = tmp_path / "student.json"
+    student.write_text((specs / "student.json").read_text())
+    out = tmp_path / "r"
+    cfg = replace(small_run(tiny_glue, teacher, specs, out), student=str(student), checkpoint_every=2)
+    with pytest.raises(Crash):
+        distill(cfg, progress=False, on_step=crash_at("warmup", 2))
+    student.write_text(tiny_spec(32, 2).to_json())
+    with pytest.raises(EdgebertError, match=r"other settings \(student architecture\)"):
+        distill(replace(cfg, resume=True), progress=False)
+
+
 def _glue_with(tmp_path: Path, train_tsv: str) -> Path:
     root = tmp_path / "bad-glue"
     (root / "SST-2").mkdir(parents=True)

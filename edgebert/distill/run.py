@@ -130,6 +130,14 @@ def settings_of(cfg) -> dict:
     return d
 
 
+def checkpointer(cfg, **architectures: ArchSpec) -> Checkpointer:
+    """The run's checkpointer; a resume must match the settings *and* the models' architectures,
+    since a path may hold another model by now (a search re-run rewrites its student spec) and
+    that model's checkpoint would not load into this one."""
+    settings = {**settings_of(cfg), **{f"{what} architecture": spec.key() for what, spec in architectures.items()}}
+    return Checkpointer(checkpoint_dir(Path(cfg.out)), settings, cfg.checkpoint_every)
+
+
 def _versions() -> dict[str, str]:
     import transformers
 
@@ -178,7 +186,7 @@ def finetune_teacher(cfg: FinetuneConfig, *, progress: bool = True, say: Callabl
     tok_dir = tokenizer_dir_of(loaded)
     tokenizer = load_tokenizer(tok_dir, loaded.spec, what=f"model {ref}")
     check_max_length(cfg.max_length, loaded.spec, what=f"model {ref}")
-    ckpt = Checkpointer(checkpoint_dir(out), settings_of(cfg), cfg.checkpoint_every)
+    ckpt = checkpointer(cfg, model=loaded.spec)
     state = ckpt.load() if cfg.resume else None
     train_enc = data.encode(train_td, tokenizer, cfg.max_length)
     dev_enc = data.encode(dev_td, tokenizer, cfg.max_length)
@@ -294,7 +302,7 @@ def _checked(cfg: DistillConfig) -> _Run:
         check_fits(teacher.spec, student.spec, mapping)
         if cfg.importance not in IMPORTANCE_METHODS:
             raise EdgebertError(f"unknown importance method {cfg.importance!r}; use {' or '.join(IMPORTANCE_METHODS)}")
-    ckpt = Checkpointer(checkpoint_dir(Path(cfg.out)), settings_of(cfg), cfg.checkpoint_every)
+    ckpt = checkpointer(cfg, student=student.spec, teacher=teacher.spec)
     state = ckpt.load() if cfg.resume else None
     return _Run(task, train_td, dev_td, warm_td, teacher, student, tok_dir, tokenizer, mapping, ckpt, state)
 
