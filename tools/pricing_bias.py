@@ -18,6 +18,7 @@ axis, every layer alike:
                 hidden grid from --hidden: the profiled sizes and the three between each pair
     layers      1-12 layers
     inner       inner size from a quarter of hidden to four times it
+    embedding   standard, factorized and trigram embeddings at each size of the space
 
 and every variant is measured interleaved in one worker, `--windows` windows.
 Per variant: predicted over measured in canary units (with the standard error of
@@ -59,7 +60,8 @@ HEADS = ((4, 64), (1, 32), (2, 48), (8, 32), (12, 32), (12, 64))
 HIDDENS = (320, 128, 176, 256, 336, 448, 512, 688, 768)
 LAYERS = (1, 2, 4, 6, 8, 12)
 INNER_SHARES = (2.0, 0.25, 0.5, 1.0, 1.5, 3.0, 4.0)  # inner over hidden (the space's 0.25-4)
-SWEEPS = ("expression", "stack", "heads", "hidden", "alignment", "layers", "inner")
+EMBEDDINGS = (("standard", None), ("factorized", 64), ("factorized", 128), ("trigram", 64), ("trigram", 128))
+SWEEPS = ("expression", "stack", "heads", "hidden", "alignment", "layers", "inner", "embedding")
 ALIGNMENT_SPAN, ALIGNMENT_STEP = 128, 16  # two steps of the default grid's hidden sizes (64 apart); the space's step
 
 
@@ -69,12 +71,12 @@ def record_path(sweep: str, precision: str) -> Path:
 
 def variants(sweep: str, layers: int, hidden: int, stack: int) -> list:
     """[(label, spec)] along one axis, the backbone itself first."""
-    from edgebert.arch import SPACE, ArchSpec, LayerSpec, validate
+    from edgebert.arch import SPACE, ArchSpec, Embedding, LayerSpec, validate
 
     def model(h: int = hidden, heads: int = 4, head_size: int = 64, ffn: str = EXPRESSIONS[0][1], stack: int = stack,
-              depth: int = layers, inner_share: float = 2.0):
+              depth: int = layers, inner_share: float = 2.0, embedding: Embedding = Embedding()):
         layer = LayerSpec(heads, head_size, SPACE.align(inner_share * h), ffn=ffn, stack=stack)
-        return validate(ArchSpec(hidden=h, layers=(layer,) * depth))
+        return validate(ArchSpec(hidden=h, layers=(layer,) * depth, embedding=embedding))
 
     if sweep == "expression":
         return [(f"{label} `{expr}`", model(ffn=expr)) for label, expr in EXPRESSIONS]
@@ -86,6 +88,9 @@ def variants(sweep: str, layers: int, hidden: int, stack: int) -> list:
         return [(f"inner {SPACE.align(r * hidden)}", model(inner_share=r)) for r in INNER_SHARES]
     if sweep == "layers":
         return [(f"{n} layers", model(depth=n)) for n in LAYERS]
+    if sweep == "embedding":
+        return [(kind if size is None else f"{kind} E{size}", model(embedding=Embedding(kind, size)))
+                for kind, size in EMBEDDINGS]
     if sweep == "alignment":
         return [(f"hidden {h}", model(h=h)) for h in range(hidden, hidden + ALIGNMENT_SPAN + 1, ALIGNMENT_STEP)]
     return [(f"hidden {h}", model(h=h)) for h in HIDDENS]

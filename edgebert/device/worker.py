@@ -168,6 +168,7 @@ def time_job(job: dict) -> dict:
     paired: list[list[list[float]]] = [[] for _ in entries]
     rounds = max(1, min(job["rounds"], job["runs"]))
     clock = time.perf_counter_ns
+    workloads = roles.count("workload")  # the workloads come first in `entries`
 
     def timed(session, feeds, count: int) -> list[float]:
         out = []
@@ -180,14 +181,24 @@ def time_job(job: dict) -> dict:
     cpu_before = _cpu_snapshot()
     gc.disable()  # a collection inside a timed run is the harness's noise, not the model's
     try:
+        last_role = None  # of the entry timed just before
         for r, count in enumerate(_split(job["runs"], rounds)):
             # Rotate the order each round so no workload always follows the same one.
             for k in range(len(entries)):
                 i = (r + k) % len(entries)
                 if canary_index is not None and roles[i] == "workload":
+                    if last_role != "workload":
+                        # Right after the canary's own burst (the empty model's, which follows it, leaves
+                        # the caches alone) the canary is as warm as it gets; after a workload it is not,
+                        # and one untimed run does not make up for that on every CPU (measured on an
+                        # EPYC: the workload after them read 11.7 % high in canary units beside five
+                        # copies of itself, raw ms 1.4 %). A run of the workload before it leaves the
+                        # canary as every other workload finds it.
+                        stand_in = runners[(i - 1) % workloads]
+                        stand_in[0].run(None, stand_in[1])
                     # Untimed first: right after another model the canary's caches are cold, and its
                     # timed runs would then read the previous model's footprint, not the machine's
-                    # speed (measured here: the first workload, which follows only the empty model,
+                    # speed (measured on a Xeon: the first workload, which follows only the empty model,
                     # read 5 % slow in canary units beside five copies of itself; raw ms equal).
                     runners[canary_index][0].run(None, runners[canary_index][1])
                     paired[i].append(timed(*runners[canary_index], PAIRED_CANARY))
@@ -196,6 +207,7 @@ def time_job(job: dict) -> dict:
                 burst = timed(session, feeds, count)
                 bursts[i].append(burst)
                 times[i].extend(burst)
+                last_role = roles[i]
     finally:
         gc.enable()
     load = _machine_load(cpu_before, _cpu_snapshot())
