@@ -85,7 +85,7 @@ def readme_tables(rows: list[dict]) -> None:
     for key in sorted(by_device, key=lambda k: k != here):
         group = by_device[key]
         main = next((r for r in group if "-2t-fp32-s128-" in r["table"]), group[0])
-        lines += ["", f"**{machine_name(main['_fp'])}**" + (" (this machine)" if key == here else ""), "",
+        lines += ["", f"**{machine_name(main['_fp'])}**" + (" (the machine that last regenerated this section)" if key == here else ""), "",
                   "| table | profile s | samples (seed) x windows | predictor | within ±5 % | within ±10 % | mean abs % | "
                   "max abs % | Spearman | bert-base predicted ms (FFN / MHA) |",
                   "|---|---:|---|---|---:|---:|---:|---:|---:|---|"]

@@ -132,7 +132,7 @@ def summary(records: list[dict]) -> str:
 def markdown(record: dict, here: bool) -> str:
     lines = [f"`python tools/param_ablation.py` — {record['samples']} random architectures of the search space "
              f"(seed {record['seed']}), latency predicted on `{record['table']}`; {record['environment']['device']}"
-             + (" (this machine)" if here else ""), "",
+             + (" (the machine that last regenerated this section)" if here else ""), "",
              "| budget | naive P (bert-base/X) | picks | break | waste | best-case P | picks | break | waste | "
              "inside | slowest / fastest pick | measured picks: break / waste |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

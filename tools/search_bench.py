@@ -269,7 +269,7 @@ def summary(records: list[dict]) -> str:
             continue
         name = machine_name(runs[-1]["environment"]["fingerprint"])
         parts.append(
-            f"**{name}**{' (this machine)' if here else ''}\n\n" + comparison(group) + "\n\n"
+            f"**{name}**{' (the machine that last regenerated this section)' if here else ''}\n\n" + comparison(group) + "\n\n"
             + "| budget | strategy | seed | winner | FFN inner per layer | predicted ms | measured ms / bert-base ms | "
             "measured ratio | refits | final steps | SST-2 dev | trials (trained) | minutes |\n"
             "|---|---|---|---|---|---:|---:|---|---|---:|---:|---:|---:|\n"
