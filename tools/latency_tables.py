@@ -32,7 +32,7 @@ from edgebert.latency.units import UNITS
 from edgebert.latency.validate import sample_architectures, validate_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from readme_section import replace_section  # noqa: E402
+from readme_section import REGENERATED_HERE, replace_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "latency_tables"
@@ -85,7 +85,7 @@ def readme_tables(rows: list[dict]) -> None:
     for key in sorted(by_device, key=lambda k: k != here):
         group = by_device[key]
         main = next((r for r in group if "-2t-fp32-s128-" in r["table"]), group[0])
-        lines += ["", f"**{machine_name(main['_fp'])}**" + (" (the machine that last regenerated this section)" if key == here else ""), "",
+        lines += ["", f"**{machine_name(main['_fp'])}**" + (REGENERATED_HERE if key == here else ""), "",
                   "| table | profile s | samples (seed) x windows | predictor | within ±5 % | within ±10 % | mean abs % | "
                   "max abs % | Spearman | bert-base predicted ms (FFN / MHA) |",
                   "|---|---:|---|---|---:|---:|---:|---:|---:|---|"]

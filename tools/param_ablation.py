@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_teacher import REPO, RESULTS, environment, publish  # noqa: E402
+from readme_section import REGENERATED_HERE  # noqa: E402
 from search_bench import by_machine, run_path  # noqa: E402
 
 
@@ -132,7 +133,7 @@ def summary(records: list[dict]) -> str:
 def markdown(record: dict, here: bool) -> str:
     lines = [f"`python tools/param_ablation.py` — {record['samples']} random architectures of the search space "
              f"(seed {record['seed']}), latency predicted on `{record['table']}`; {record['environment']['device']}"
-             + (" (the machine that last regenerated this section)" if here else ""), "",
+             + (REGENERATED_HERE if here else ""), "",
              "| budget | naive P (bert-base/X) | picks | break | waste | best-case P | picks | break | waste | "
              "inside | slowest / fastest pick | measured picks: break / waste |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+# Beside the machine a generated section was made on: the README is read on other machines.
+REGENERATED_HERE = " (the machine that last regenerated this section)"
 
 
 def replace_section(name: str, body: str, readme: Path = README) -> None:

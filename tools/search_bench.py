@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_teacher import GLUE, REPO, RESULTS, environment, publish  # noqa: E402
+from readme_section import REGENERATED_HERE  # noqa: E402
 
 
 def ffns(spec: dict) -> str:
@@ -269,7 +270,7 @@ def summary(records: list[dict]) -> str:
             continue
         name = machine_name(runs[-1]["environment"]["fingerprint"])
         parts.append(
-            f"**{name}**{' (the machine that last regenerated this section)' if here else ''}\n\n" + comparison(group) + "\n\n"
+            f"**{name}**{REGENERATED_HERE if here else ''}\n\n" + comparison(group) + "\n\n"
             + "| budget | strategy | seed | winner | FFN inner per layer | predicted ms | measured ms / bert-base ms | "
             "measured ratio | refits | final steps | SST-2 dev | trials (trained) | minutes |\n"
             "|---|---|---|---|---|---:|---:|---|---|---:|---:|---:|---:|\n"
