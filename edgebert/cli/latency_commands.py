@@ -35,11 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = add_command(
         sub, "tables", cmd_tables,
-        help="list, show or diff latency tables (shipped and local)",
-        examples="  edgebert tables\n  edgebert tables show NAME\n  edgebert tables diff A.json B.json --json\n",
+        help="list, show, diff or merge latency tables (shipped and local)",
+        examples=("  edgebert tables\n  edgebert tables show NAME\n  edgebert tables diff A.json B.json --json\n"
+                  "  edgebert tables merge A.json B.json --out pooled.json   # profiles of one device pooled\n"),
     )
-    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "diff"])
+    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "diff", "merge"])
     p.add_argument("names", nargs="*", help="table name(s) or path(s)")
+    p.add_argument("--out", type=Path, default=None, help="merge: the pooled table (may be one of the inputs)")
 
     p = add_command(
         sub, "predict", cmd_predict,
@@ -109,6 +111,16 @@ def cmd_tables(args: argparse.Namespace) -> None:
             raise EdgebertError("usage: edgebert tables show NAME")
         info = catalog.show(catalog.resolve(args.names[0]))
         return emit(args, info, lambda i: "\n".join(f"{k}: {v}" for k, v in i.items() if k not in ("device", "grid")))
+    if args.action == "merge":
+        from edgebert.latency.merge import merge
+
+        if len(args.names) < 2 or args.out is None:
+            raise EdgebertError("usage: edgebert tables merge A B [C ...] --out FILE")
+        command = "edgebert " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        result = merge([catalog.resolve(n) for n in args.names], args.out, command=command)
+        return emit(args, result, lambda r: (f"wrote {r['table']}: {r['profiles']} profiles pooled, {r['windows']} "
+                                             f"windows, {r['entries']} entries (validate it: edgebert validate-table "
+                                             f"{r['table']})"))
     if len(args.names) != 2:
         raise EdgebertError("usage: edgebert tables diff A B")
     d = catalog.diff(catalog.resolve(args.names[0]), catalog.resolve(args.names[1]))

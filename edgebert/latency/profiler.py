@@ -271,7 +271,7 @@ def _disagree(entry: dict) -> bool:
     return max(costs) - min(costs) > AGREEMENT * max(abs(stats.median(costs)), 1e-9)
 
 
-def _settle(entry: dict) -> None:
+def settle_entry(entry: dict) -> None:
     """An entry's figures from its measurements: the median cost, the median spread, all runs."""
     ms = entry["measurements"]
     entry["cost"] = stats.median([m["cost"] for m in ms])
@@ -400,7 +400,7 @@ def profile(
                                     "elapsed_s": time.perf_counter() - w0})
             for entry, chain in zip(chunk, chains):
                 entry["measurements"].append({**_cost(entry, chain, report), "window": window})
-                _settle(entry)
+                settle_entry(entry)
             save()
             bar.update(len(chunk))
         if calibration and p < min(g.passes, cal_windows - 1) and len(data["calibration_windows"]) <= p:
@@ -411,11 +411,7 @@ def profile(
         say(f"calibrating on {', '.join(g.calibration)}")
         while len(data["calibration_windows"]) < cal_windows:
             calibrate_once()
-    data["calibration_measured"] = _calibration_measured(data["calibration_windows"], g.calibration, seq0, batch)
-    canary_ms = [w["canary_ms"] for w in data["windows"] if w["canary_ms"]]
-    data["canary"] = {"name": CANARY_NAME, "nominal_ms": stats.median(canary_ms)}
-    data["empty_run_overhead_ms"] = stats.median([w["empty_ms"] for w in data["windows"] if w["empty_ms"]])
-    data["calibration"] = calibrate(data)
+    settle_table(data)
     data["seconds"] = data.get("seconds", 0.0) + time.perf_counter() - t0
     table = LatencyTable.from_dict(data, out)
     table.save(out)
@@ -515,6 +511,19 @@ def _calibration_window(runner, policy, workloads: list[Workload]) -> dict:
     return {"timestamp": report.windows[0].timestamp, "canary_ms": report.windows[0].canary_median_ms,
             "normalised": {w.name: report[w.name].normalised for w in workloads},
             "median_ms": {w.name: report[w.name].median_ms for w in workloads}}
+
+
+def settle_table(data: dict) -> None:
+    """A table's figures from its windows: each calibration model's median over its windows, the
+    canary's nominal time and the empty run's overhead (medians over the entry windows), and the
+    calibration fitted on those models."""
+    settings = data["settings"]
+    data["calibration_measured"] = _calibration_measured(
+        data["calibration_windows"], settings["grid"]["calibration"], min(settings["seq_lens"]), settings["batch"])
+    canary_ms = [w["canary_ms"] for w in data["windows"] if w["canary_ms"]]
+    data["canary"] = {"name": CANARY_NAME, "nominal_ms": stats.median(canary_ms)}
+    data["empty_run_overhead_ms"] = stats.median([w["empty_ms"] for w in data["windows"] if w["empty_ms"]])
+    data["calibration"] = calibrate(data)
 
 
 def _calibration_measured(windows: list[dict], names, seq, batch) -> list[dict]:

@@ -86,6 +86,45 @@ def test_tables_commands_read_it(resumed_table, tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["median_abs_pct"] == 0.0
 
 
+def test_merge_pools_every_profiles_windows_and_refuses_other_settings(resumed_table, tmp_path):
+    """Two profiles pooled: each entry holds both profiles' measurements, each naming its own window
+    in the pooled list, and its cost is their median; tables of other settings do not pool."""
+    import statistics
+
+    out = resumed_table[0]
+    data = json.loads(out.read_text())
+    slower = json.loads(out.read_text())
+    for e in slower["entries"]:
+        for m in e["measurements"]:
+            m["cost"] *= 1.2
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(slower))
+    pooled = tmp_path / "pooled.json"
+    r = subprocess.run(cli("tables", "merge", str(out), str(b), "--out", str(pooled), "--json"),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["profiles"] == 2
+    merged = LatencyTable.load(pooled).data
+    n = len(data["windows"])
+    assert [w["index"] for w in merged["windows"]] == list(range(2 * n))
+    assert len(merged["merged_from"]) == 2 and "validation" not in merged
+    for e, a in zip(merged["entries"], data["entries"]):
+        assert e["id"] == a["id"] and len(e["measurements"]) == 2 * len(a["measurements"])
+        assert [m["window"] for m in e["measurements"]] == [m["window"] for m in a["measurements"]] + [
+            m["window"] + n for m in a["measurements"]]
+        assert e["cost"] == pytest.approx(statistics.median(m["cost"] for m in e["measurements"]))
+    other = json.loads(out.read_text())
+    other["settings"]["threads"] = 1
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps(other))
+    bad = tmp_path / "bad.json"
+    _one_line(subprocess.run(cli("tables", "merge", str(out), str(c), "--out", str(bad)), capture_output=True,
+                             text=True), "other settings")
+    _one_line(subprocess.run(cli("tables", "merge", str(out), "--out", str(bad)), capture_output=True,
+                             text=True), "usage: edgebert tables merge")
+    assert not bad.exists()
+
+
 def _one_line(r, fragment):
     assert r.returncode == 1, (r.returncode, r.stderr)
     lines = r.stderr.strip().splitlines()
