@@ -1,0 +1,123 @@
+"""Why one profile's table misses ±5 % on a noisy machine: a validation's noise budget, read from
+recorded runs (no timing; seconds).
+
+    python tools/noise_budget.py        # the EPYC's fp32 records (defaults below)
+    python tools/noise_budget.py --validation V.json --profiles A.json B.json C.json
+
+1. The measurement's floor: each validated model's median over its windows, bootstrapped. Its
+   uncertainty, and the share within ±5 % that an exact predictor would show through it alone.
+2. The table's floor: the same measured architectures priced by each independent profile of
+   the device, and by every pool of them (`edgebert tables merge`): how far one profile's
+   predictions sit from another's, and what pooling profiles buys.
+
+The validation's measurements are independent of every profile (taken in their own windows),
+so each profile is judged on the same footing. Records tools/results/noise_budget.json and the
+README section `noise_budget`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from finetune_teacher import REPO, RESULTS, publish  # noqa: E402
+
+HISTORY = RESULTS / "history"
+DEFAULT_VALIDATION = HISTORY / "validate-amd-epyc-2t-fp32-s128-b1-one-profile.json"
+DEFAULT_PROFILES = [HISTORY / "amd-epyc-2t-fp32-s128-b1-one-profile.json",
+                    RESULTS / "repeat" / "first.json", RESULTS / "repeat" / "second.json"]
+
+
+def measurement_floor(rows: list[dict], draws: int = 4000) -> dict:
+    """Bootstrap sd (% of the median) of each model's window median; the ±5 % share an exact
+    predictor would reach against medians that uncertain (normal approximation)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    sds = []
+    for r in rows:
+        w = np.asarray(r["window_measured"], float)
+        medians = np.median(rng.choice(w, (draws, len(w))), axis=1)
+        sds.append(float(100 * medians.std() / np.median(w)))
+    exact = float(np.mean([math.erf(5 / (sd * math.sqrt(2))) for sd in sds]))
+    return {"windows": len(rows[0]["window_measured"]), "median_sd_pct": float(np.median(sds)),
+            "p90_sd_pct": float(np.percentile(sds, 90)), "exact_predictor_within_5pct": exact}
+
+
+def priced(rows: list[dict], table_path: Path) -> list[float]:
+    """Signed error % of each validated model, priced by this table (canary units on both sides)."""
+    from edgebert.arch import ArchSpec
+    from edgebert.latency.predictor import predict
+    from edgebert.latency.table import LatencyTable
+
+    table = LatencyTable.load(table_path, check_device=False)
+    return [100.0 * (predict(ArchSpec.from_dict(r["spec"]), table).normalised / r["measured"] - 1) for r in rows]
+
+
+def figures(errors: list[float]) -> dict:
+    import numpy as np
+
+    e = np.abs(errors)
+    return {"within_5pct": float(np.mean(e <= 5)), "within_10pct": float(np.mean(e <= 10)),
+            "mean_abs_pct": float(e.mean()), "max_abs_pct": float(e.max()), "signed_median_pct": float(np.median(errors))}
+
+
+def main() -> None:
+    import numpy as np
+
+    from edgebert.latency.merge import merge
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--validation", type=Path, default=DEFAULT_VALIDATION)
+    ap.add_argument("--profiles", type=Path, nargs="+", default=DEFAULT_PROFILES)
+    args = ap.parse_args()
+    rows = json.loads(args.validation.read_text())["rows"]
+    floor = measurement_floor(rows)
+    names = [f"profile {i + 1}" for i in range(len(args.profiles))]
+    errors = {n: priced(rows, p) for n, p in zip(names, args.profiles)}
+    results = [{"tables": n, **figures(errors[n])} for n in names]
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(2, len(args.profiles) + 1):
+            for combo in itertools.combinations(range(len(args.profiles)), k):
+                out = Path(tmp) / f"pool-{'-'.join(map(str, combo))}.json"
+                merge([args.profiles[i] for i in combo], out)
+                label = "pooled " + " + ".join(str(i + 1) for i in combo)
+                results.append({"tables": label, **figures(priced(rows, out))})
+    apart = {f"{a[-1]} and {b[-1]}": float(np.median(np.abs((1 + np.array(errors[b]) / 100) / (1 + np.array(errors[a]) / 100) - 1)) * 100)
+             for a, b in itertools.combinations(names, 2)}
+    from finetune_teacher import environment
+
+    record = {"validation": str(args.validation.relative_to(REPO)), "models": len(rows),
+              "profiles": [str(p.relative_to(REPO)) for p in args.profiles],
+              "created": [json.loads(p.read_text()).get("created") for p in args.profiles],
+              "measurement_floor": floor, "profiles_apart_median_abs_pct": apart, "results": results,
+              "environment": environment()}
+    print(json.dumps({k: v for k, v in record.items() if k != "environment"}, indent=1))
+    publish(RESULTS / "noise_budget.json", record, "noise_budget", markdown(record))
+
+
+def markdown(r: dict) -> str:
+    f = r["measurement_floor"]
+    lines = ["| tables | within ±5 % | within ±10 % | mean abs % | max abs % | signed median % |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {x['tables']} | {x['within_5pct']:.0%} | {x['within_10pct']:.0%} | {x['mean_abs_pct']:.1f} | "
+              f"{x['max_abs_pct']:.1f} | {x['signed_median_pct']:+.1f} |" for x in r["results"]]
+    apart = ", ".join(f"{v:.1f} % (profiles {k})" for k, v in r["profiles_apart_median_abs_pct"].items())
+    return ("\n".join(lines) + "\n\n"
+            f"`python tools/noise_budget.py`: the {r['models']} architectures of `{r['validation']}`, measured once, "
+            f"priced by each of {len(r['profiles'])} independent profiles (created {', '.join(r['created'])}) and by "
+            f"every pool of them (`edgebert tables merge`); profile 1 is the one that validation judged. Measurement floor: a model's {f['windows']}-window median "
+            f"is uncertain by a median **{f['median_sd_pct']:.1f} %** (bootstrap sd; p90 {f['p90_sd_pct']:.1f} %), "
+            f"so an exact predictor would read **{f['exact_predictor_within_5pct']:.0%}** within ±5 % against these "
+            f"medians. Two profiles' predictions of the same models lie a median {apart} apart. "
+            f"{r['environment']['device']}.")
+
+
+if __name__ == "__main__":
+    main()
