@@ -49,11 +49,18 @@ def merge(paths: list[str | Path], out: str | Path, *, command: str | None = Non
             pooled["measurements"] += [{**m, "window": m["window"] + offset} for m in e["measurements"]]
     for e in entries.values():
         settle_entry(e)
+    sources = [source for t in tables for source in _sources(t)]
+    seen: dict[tuple, str] = {}
+    for source in sources:  # one profile counted twice would weigh its windows double
+        key = (source["created"], source["seconds"])
+        if key in seen:
+            raise EdgebertError(f"the profile made {source['created']} ({source['name']}) is in these tables twice; "
+                                "pool each profile once")
+        seen[key] = source["name"]
     data.pop("validation", None)  # it judged one profile; the pooled table is validated afresh
     data.update({
         "windows": windows, "calibration_windows": calibration_windows, "entries": list(entries.values()),
-        "merged_from": [{"name": t.name, "created": t.data.get("created"), "seconds": t.data.get("seconds"),
-                         "command": t.data.get("command")} for t in tables],
+        "merged_from": sources,
         "command": command or "edgebert tables merge " + " ".join(map(str, paths)) + f" --out {out}",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": sum(t.data.get("seconds", 0.0) for t in tables),  # profiling time, all profiles
@@ -61,7 +68,13 @@ def merge(paths: list[str | Path], out: str | Path, *, command: str | None = Non
     settle_table(data)
     table = LatencyTable.from_dict(data, Path(out))
     table.save(out)
-    return {"table": str(out), "profiles": len(tables), "windows": len(windows), "entries": len(entries)}
+    return {"table": str(out), "profiles": len(data["merged_from"]), "windows": len(windows), "entries": len(entries)}
+
+
+def _sources(t: LatencyTable) -> list[dict]:
+    """The profiles a table is made of: itself, or those it pooled (a pool of pools lists every profile)."""
+    return t.data.get("merged_from") or [{"name": t.name, "created": t.data.get("created"),
+                                          "seconds": t.data.get("seconds"), "command": t.data.get("command")}]
 
 
 def _check_alike(a: LatencyTable, b: LatencyTable) -> None:
@@ -69,7 +82,7 @@ def _check_alike(a: LatencyTable, b: LatencyTable) -> None:
     da, db = match_key(a.device), match_key(b.device)
     differs = [k for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)]
     if differs:
-        raise EdgebertError(f"{b.name} was profiled on another device than {a.name} ({differs[0]}: "
+        raise EdgebertError(f"{b.name} was profiled on another device or precision than {a.name} ({differs[0]}: "
                             f"{db.get(differs[0])!r} against {da.get(differs[0])!r}); only one device's profiles pool")
     sa, sb = a.settings, b.settings
     differs = [k for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)]

@@ -88,12 +88,14 @@ def test_tables_commands_read_it(resumed_table, tmp_path):
 
 def test_merge_pools_every_profiles_windows_and_refuses_other_settings(resumed_table, tmp_path):
     """Two profiles pooled: each entry holds both profiles' measurements, each naming its own window
-    in the pooled list, and its cost is their median; tables of other settings do not pool."""
+    in the pooled list, and its cost is their median; tables of other settings, or holding one
+    profile twice, do not pool."""
     import statistics
 
     out = resumed_table[0]
     data = json.loads(out.read_text())
     slower = json.loads(out.read_text())
+    slower["created"] = "2000-01-01T00:00:00Z"  # another profile of the same grid
     for e in slower["entries"]:
         for m in e["measurements"]:
             m["cost"] *= 1.2
@@ -122,6 +124,8 @@ def test_merge_pools_every_profiles_windows_and_refuses_other_settings(resumed_t
                              text=True), "other settings")
     _one_line(subprocess.run(cli("tables", "merge", str(out), "--out", str(bad)), capture_output=True,
                              text=True), "usage: edgebert tables merge")
+    _one_line(subprocess.run(cli("tables", "merge", str(pooled), str(b), "--out", str(bad)), capture_output=True,
+                             text=True), "is in these tables twice")
     assert not bad.exists()
 
 
