@@ -92,7 +92,8 @@ def readme_tables(rows: list[dict]) -> None:
         for r in group:
             b = breakdown(SHIPPED / r["table"])
             how = f"v{r.get('predictor', 2)}" + (" (re-predicted)" if r.get("repredicted") else "")
-            lines.append(f"| `{r['table']}` | {r['profile_seconds']:.0f} | {r['samples']} ({r['seed']}) x "
+            pooled = f" ({r['profiles']} pooled)" if r.get("profiles", 1) > 1 else ""
+            lines.append(f"| `{r['table']}` | {r['profile_seconds']:.0f}{pooled} | {r['samples']} ({r['seed']}) x "
                          f"{r.get('windows', 3)} | {how} | {r['within_5pct']:.0%} | {r['within_10pct']:.0%} | "
                          f"{r['mean_abs_pct']:.1f} | {r['max_abs_pct']:.1f} | {r['spearman']:.3f} | {b['latency_ms']:.1f} "
                          f"({b['ffn_ms']:.1f} / {b['mha_ms']:.1f} = {b['ffn_over_mha']:.2f}x) |")
@@ -102,7 +103,8 @@ def readme_tables(rows: list[dict]) -> None:
                  f"unchosen; plots in `tools/results/validate-*.png`. *Predictor*: the version that predicted the "
                  f"validation; *re-predicted*: a table of another machine, whose stored measurements (real, taken "
                  f"when it was validated there) this predictor priced again (`python tools/latency_tables.py "
-                 f"repredict`), as this machine cannot measure them.")
+                 f"repredict`), as this machine cannot measure them. *Pooled*: profiles of one device pooled by "
+                 f"`edgebert tables merge` (profile s: all of them).")
     replace_section("latency_tables", "\n".join(lines).strip())
 
 
@@ -148,7 +150,9 @@ def cmd_revalidate(args) -> None:
         table.data["calibration"] = calibrate(table.data)
         table.save(path)
         summary = validate_and_record(path, args.samples, args.seed, args.windows)
-        record({**row, **summary})
+        # A table pooled since it was shipped (`edgebert tables merge`) carries every profile's time.
+        made = {"profile_seconds": table.data["seconds"], "profiles": len(table.data.get("merged_from", [])) or 1}
+        record({**row, **made, **summary})
         print(name, json.dumps(summary))
 
 

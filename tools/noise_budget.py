@@ -6,6 +6,7 @@ recorded runs (no timing; seconds).
 
 1. The measurement's floor: each validated model's median over its windows, bootstrapped. Its
    uncertainty, and the share within ±5 % that an exact predictor would show through it alone.
+   The same floor is given for every table's latest validation (tools/results/validate-*.json).
 2. The table's floor: the same measured architectures priced by each independent profile of
    the device, and by every pool of them (`edgebert tables merge`): how far one profile's
    predictions sit from another's, and what pooling profiles buys.
@@ -93,7 +94,10 @@ def main() -> None:
              for a, b in itertools.combinations(names, 2)}
     from finetune_teacher import environment
 
-    record = {"validation": str(args.validation.relative_to(REPO)), "models": len(rows),
+    # The floor of every current validation (each table's latest, every machine): what its windows allow.
+    floors = [{"validation": v.name, **measurement_floor(json.loads(v.read_text())["rows"])}
+              for v in sorted(RESULTS.glob("validate-*.json"))]
+    record = {"validation": str(args.validation.relative_to(REPO)), "models": len(rows), "floors": floors,
               "profiles": [str(p.relative_to(REPO)) for p in args.profiles],
               "created": [json.loads(p.read_text()).get("created") for p in args.profiles],
               "measurement_floor": floor, "profiles_apart_median_abs_pct": apart, "results": results,
@@ -109,6 +113,10 @@ def markdown(r: dict) -> str:
     lines += [f"| {x['tables']} | {x['within_5pct']:.0%} | {x['within_10pct']:.0%} | {x['mean_abs_pct']:.1f} | "
               f"{x['max_abs_pct']:.1f} | {x['signed_median_pct']:+.1f} |" for x in r["results"]]
     apart = ", ".join(f"{v:.1f} % (profiles {k})" for k, v in r["profiles_apart_median_abs_pct"].items())
+    floors = ["| validation | windows | median sd of a model's median | exact predictor within ±5 % |",
+              "|---|---:|---:|---:|"]
+    floors += [f"| `{x['validation']}` | {x['windows']} | {x['median_sd_pct']:.1f} % | {x['exact_predictor_within_5pct']:.0%} |"
+               for x in r["floors"]]
     return ("\n".join(lines) + "\n\n"
             f"`python tools/noise_budget.py`: the {r['models']} architectures of `{r['validation']}`, measured once, "
             f"priced by each of {len(r['profiles'])} independent profiles (created {', '.join(r['created'])}) and by "
@@ -116,7 +124,9 @@ def markdown(r: dict) -> str:
             f"is uncertain by a median **{f['median_sd_pct']:.1f} %** (bootstrap sd; p90 {f['p90_sd_pct']:.1f} %), "
             f"so an exact predictor would read **{f['exact_predictor_within_5pct']:.0%}** within ±5 % against these "
             f"medians. Two profiles' predictions of the same models lie a median {apart} apart. "
-            f"{r['environment']['device']}.")
+            f"{r['environment']['device']}.\n\n"
+            "The same floor for every table's latest validation (the bootstrap above; the figures of the table at "
+            "the top of this section can be no better than these, whatever the predictor):\n\n" + "\n".join(floors))
 
 
 if __name__ == "__main__":
