@@ -280,7 +280,7 @@ def summary(records: list[dict]) -> str:
             "one row per run recorded in tools/results/search/, grouped by machine. FFN column: inner size per layer, "
             "xN a stack of N sub-layers, * an MLP expression other than the standard GELU FFN. Final steps: the "
             "winner's distillation, warm-up + task optimizer steps († cut short by the backstop clock; — not recorded).\n\n"
-            "Every recorded winner (this table's runs and the earlier versions', both machines, every strategy) by its "
+            "Every recorded winner (this table's runs and the earlier versions', every machine, every strategy) by its "
             "attention width over hidden: SST-2 dev mean (winners; range). The backbone stage draws attention from "
             "half to all of hidden (`edgebert/search/space.py`, ATTENTION_SHARES) since these figures:\n\n"
             + attention_table(records + earlier_records()))
