@@ -36,7 +36,14 @@ def merge(paths: list[str | Path], out: str | Path, *, command: str | None = Non
     first = tables[0]
     for t in tables[1:]:
         _check_alike(first, t)
-    data = copy.deepcopy(first.data)
+    sources = [source for t in tables for source in _sources(t)]
+    seen: set[tuple] = set()
+    for source in sources:  # one profile counted twice would weigh its windows double
+        key = (source["created"], source["seconds"])
+        if key in seen:
+            raise EdgebertError(f"the profile made {source['created']} ({source['name']}) is in these tables twice; "
+                                "pool each profile once")
+        seen.add(key)
     windows: list[dict] = []
     calibration_windows: list[dict] = []
     entries: dict[str, dict] = {}
@@ -45,19 +52,15 @@ def merge(paths: list[str | Path], out: str | Path, *, command: str | None = Non
         windows += [{**w, "index": w["index"] + offset, "profile": profile} for w in t.data["windows"]]
         calibration_windows += t.data.get("calibration_windows", [])
         for e in t.data["entries"]:
-            pooled = entries.setdefault(e["id"], {**copy.deepcopy(e), "measurements": []})
+            pooled = entries.setdefault(e["id"], {**copy.deepcopy({k: v for k, v in e.items() if k != "measurements"}),
+                                                  "measurements": []})
             pooled["measurements"] += [{**m, "window": m["window"] + offset} for m in e["measurements"]]
     for e in entries.values():
         settle_entry(e)
-    sources = [source for t in tables for source in _sources(t)]
-    seen: dict[tuple, str] = {}
-    for source in sources:  # one profile counted twice would weigh its windows double
-        key = (source["created"], source["seconds"])
-        if key in seen:
-            raise EdgebertError(f"the profile made {source['created']} ({source['name']}) is in these tables twice; "
-                                "pool each profile once")
-        seen[key] = source["name"]
-    data.pop("validation", None)  # it judged one profile; the pooled table is validated afresh
+    # The first table's provenance and settings; what is pooled is rebuilt below, and its validation
+    # judged one profile (the pooled table is validated afresh).
+    data = {k: copy.deepcopy(v) for k, v in first.data.items()
+            if k not in ("windows", "calibration_windows", "entries", "validation")}
     data.update({
         "windows": windows, "calibration_windows": calibration_windows, "entries": list(entries.values()),
         "merged_from": sources,
@@ -80,12 +83,15 @@ def _sources(t: LatencyTable) -> list[dict]:
 def _check_alike(a: LatencyTable, b: LatencyTable) -> None:
     """Refuse, in one line, to pool tables of other devices or settings."""
     da, db = match_key(a.device), match_key(b.device)
-    differs = [k for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)]
+    differs = _differing(da, db)
     if differs:
         raise EdgebertError(f"{b.name} was profiled on another device or precision than {a.name} ({differs[0]}: "
                             f"{db.get(differs[0])!r} against {da.get(differs[0])!r}); only one device's profiles pool")
-    sa, sb = a.settings, b.settings
-    differs = [k for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)]
+    differs = _differing(a.settings, b.settings)
     if differs:
         raise EdgebertError(f"{b.name} was profiled with other settings than {a.name} ({', '.join(differs)}); "
                             "only profiles of the same settings pool")
+
+
+def _differing(a: dict, b: dict) -> list[str]:
+    return [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
