@@ -2,7 +2,7 @@
 
 Shipped tables are in the repository's `latency_tables/`; tables a user
 profiles go to `$EDGEBERT_CACHE/tables/` by default. A table *matches* when its
-device fingerprint's match key (CPU, cores, ISA, OS, ORT version, threads,
+device fingerprint (CPU and its identity, cores, ISA, OS, ORT version, threads,
 precision, spinning) equals this machine's under the same settings.
 """
 

@@ -11,8 +11,8 @@ in time sample more of the machine's states than more windows in one profile can
 Every entry keeps every profile's window measurements (window indices shifted
 so that each still names its own window in the pooled `windows` list) and is
 settled again over all of them (median cost); the calibration windows are
-pooled and the calibration refitted. Only profiles of the same device (match
-key) and the same settings (grid, policy, chains, graph optimization, ...)
+pooled and the calibration refitted. Only profiles of the same device (no
+`fingerprint.differences`) and the same settings (grid, policy, chains, graph optimization, ...)
 pool: anything else is refused in one line.
 """
 
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgebert.device.fingerprint import match_key
+from edgebert.device.fingerprint import differences
 from edgebert.errors import EdgebertError
 from edgebert.latency.profiler import settle_entry, settle_table
 from edgebert.latency.table import LatencyTable
@@ -82,8 +82,8 @@ def _sources(t: LatencyTable) -> list[dict]:
 
 def _check_alike(a: LatencyTable, b: LatencyTable) -> None:
     """Refuse, in one line, to pool tables of other devices or settings."""
-    da, db = match_key(a.device), match_key(b.device)
-    differs = _differing(da, db)
+    da, db = a.device, b.device
+    differs = differences(da, db)
     if differs:
         raise EdgebertError(f"{b.name} was profiled on another device or precision than {a.name} ({differs[0]}: "
                             f"{db.get(differs[0])!r} against {da.get(differs[0])!r}); only one device's profiles pool")

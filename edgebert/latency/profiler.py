@@ -36,6 +36,7 @@ from edgebert import mlp, zoo
 from edgebert.arch import SPACE
 from edgebert.device import stats
 from edgebert.device.canary import CANARY_NAME, cache_dir
+from edgebert.device.fingerprint import machine_identity
 from edgebert.device.runners import get_runner
 from edgebert.device.timing import TimingPolicy, Workload, measure
 from edgebert.errors import EdgebertError
@@ -178,7 +179,10 @@ def entry_id(unit: str, variant: str | None, key: dict, seq: int, batch: int) ->
 
 
 def default_table_name(fp: dict, precision: str, seq_lens, batch: int) -> str:
-    cpu = "".join(c if c.isalnum() else "-" for c in fp["cpu_model"].lower()).strip("-")
+    """e.g. 'intel-r-xeon-r-processor-6-167-1-2t-fp32-s128-b1.json': the CPU's name, then its
+    family/model/stepping (two CPUs a hypervisor names alike), threads and settings."""
+    short = fp.get("cpu_id") and machine_identity(fp).split(",")[0]
+    cpu = "".join(c if c.isalnum() else "-" for c in f"{fp['cpu_model']} {short or ''}".lower()).strip("-")
     while "--" in cpu:
         cpu = cpu.replace("--", "-")
     seqs = "-".join(str(s) for s in seq_lens)

@@ -121,13 +121,14 @@ class LatencyTable:
 
     def device_mismatch(self) -> str:
         """'' when this machine matches the table's device and settings, else what differs."""
-        from edgebert.device.fingerprint import fingerprint, match_key
+        from edgebert.device.fingerprint import differences, fingerprint
 
-        here = match_key(fingerprint(self.settings["threads"], self.settings["precision"],
-                                     spinning=self.settings["spinning"]))
-        there = match_key(self.device)
-        diffs = [k for k in sorted(set(here) | set(there)) if here.get(k) != there.get(k)]
-        return ", ".join(f"{k}: {there.get(k)!r} here {here.get(k)!r}" for k in diffs[:3])
+        here = fingerprint(self.settings["threads"], self.settings["precision"], spinning=self.settings["spinning"])
+        there = self.device
+        diffs = differences(there, here)
+        return ", ".join(f"{k}: {there.get(k)!r} here {here.get(k)!r}"
+                         + (" (the table predates the CPU's identity; its clock stands in)" if k == "cpu_freq_mhz" else "")
+                         for k in diffs[:3])
 
     # -- lookup ----------------------------------------------------------------------------------
 
