@@ -6,6 +6,8 @@
     python tools/latency_tables.py extra           # 1 thread and seq 64 tables, 10-sample validation each
     python tools/latency_tables.py repeat --gap-min 10 [--precision int8]  # two independent profiles >= 10 min apart
     python tools/latency_tables.py quick           # the quick grid's profile time (goal <= 60 s), both decisions
+    python tools/latency_tables.py crossprice      # this machine's validations priced by tables of other CPUs
+                                                   # that share its name and settings (nothing measured)
 
 Tables go to latency_tables/ (named by device and settings); validation
 summaries are stored in each table's "validation" field, rows and scatter plots
@@ -191,6 +193,49 @@ def cmd_repredict(args) -> None:
         print(row["table"], json.dumps(summary))
 
 
+def cmd_crossprice(args) -> None:
+    """Would a table made on another CPU sold under this one's name have served here? This machine's
+    validations (real measurements, canary units) priced by every shipped table of the same CPU name and
+    settings made on another machine (fingerprint.differences); nothing is measured. A hypervisor's
+    masked name is what fingerprint version 2's CPU identity is for."""
+    from edgebert.arch import ArchSpec
+    from edgebert.device.fingerprint import differences
+    from edgebert.latency.validate import summarize
+
+    here = get_runner_fingerprint()
+    tables = {p.name: LatencyTable.load(p, check_device=False) for p in sorted(SHIPPED.glob("*.json"))}
+    rows = []
+    for name, own in tables.items():
+        store = RESULTS / f"validate-{Path(name).stem}.json"
+        if machine_key(own.device) != machine_key(here) or not store.exists():
+            continue
+        report = json.loads(store.read_text())
+        for other_name, other in tables.items():
+            alike = all(other.settings[k] == own.settings[k] for k in ("threads", "precision", "seq_lens", "batch"))
+            if other.device.get("cpu_model") != own.device.get("cpu_model") or not alike \
+                    or not differences(other.device, own.device):
+                continue
+            priced = []
+            for r in report["rows"]:
+                p = predict(ArchSpec.from_dict(r["spec"]), other, seq_len=report["seq_len"], batch=report["batch"])
+                priced.append({**r, "predicted": p.normalised, "error_pct": 100.0 * (p.normalised / r["measured"] - 1)})
+            signed = sorted(r["error_pct"] for r in priced)
+            rows.append({"validation": store.name, "own_table": name, "priced_by": other_name,
+                         "differs_in": differences(other.device, own.device), **summarize(priced),
+                         "median_signed_pct": signed[len(signed) // 2], "own": summarize(report["rows"])})
+    atomic_write_json(RESULTS / "latency_crossprice.json", rows)
+    lines = ["| this machine's validation | priced by | differs in | within ±5 % | within ±10 % | mean abs % | "
+             "max abs % | median signed % | its own table: within ±5 / ±10 % |", "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| `{r['validation']}` | `{r['priced_by']}` | {', '.join(r['differs_in'])} | {r['within_5pct']:.0%} | "
+                     f"{r['within_10pct']:.0%} | {r['mean_abs_pct']:.1f} | {r['max_abs_pct']:.1f} | "
+                     f"{r['median_signed_pct']:+.1f} | {r['own']['within_5pct']:.0%} / {r['own']['within_10pct']:.0%} |")
+    lines.append(f"\n`python tools/latency_tables.py crossprice` on {machine_name(here)}: errors in canary units "
+                 f"(the machines' speeds taken out), so only how the costs are shaped can differ.")
+    replace_section("latency_crossprice", "\n".join(lines))
+    print("\n".join(lines))
+
+
 def cmd_extra(args) -> None:
     for threads, seq in ((1, 128), (2, 64)):
         record(make(threads, "fp32", seq, 10, args.seed, args.windows))
@@ -269,7 +314,7 @@ def cmd_quick(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["ship", "revalidate", "repredict", "extra", "repeat", "quick"])
+    ap.add_argument("what", choices=["ship", "revalidate", "repredict", "extra", "repeat", "quick", "crossprice"])
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--precisions", nargs="+", choices=["fp32", "int8"], default=["fp32", "int8"],
                     help="ship and revalidate")
@@ -280,7 +325,7 @@ def main() -> None:
     ap.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="repeat")
     args = ap.parse_args()
     {"ship": cmd_ship, "revalidate": cmd_revalidate, "repredict": cmd_repredict, "extra": cmd_extra,
-     "repeat": cmd_repeat, "quick": cmd_quick}[args.what](args)
+     "repeat": cmd_repeat, "quick": cmd_quick, "crossprice": cmd_crossprice}[args.what](args)
 
 
 if __name__ == "__main__":
