@@ -44,8 +44,9 @@ from edgebert.latency.table import LatencyTable
 
 # 2: attention entries fitted per hidden size, the extra FFN sub-layer fitted over hidden sizes;
 # 3: that fit by relative error, the sub-layer read from ffn_stack entries of any depth
-# (tables calibrated by an older version are refitted on load from their stored measurements).
-PREDICTOR_VERSION = 3
+# (tables calibrated by an older version are refitted on load from their stored measurements);
+# 4: fitted cells moved back toward their measured costs by the share of their residual beyond noise.
+PREDICTOR_VERSION = 4
 SUBLAYER_FIT_MIN = 4  # profiled hidden sizes needed to fit the extra sub-layer (3 terms) over them
 
 
