@@ -32,7 +32,7 @@ from finetune_teacher import REPO, RESULTS, publish  # noqa: E402
 HISTORY = RESULTS / "history"
 DEFAULT_VALIDATION = HISTORY / "validate-amd-epyc-2t-fp32-s128-b1-one-profile.json"
 DEFAULT_PROFILES = [HISTORY / "amd-epyc-2t-fp32-s128-b1-one-profile.json",
-                    RESULTS / "repeat" / "first.json", RESULTS / "repeat" / "second.json"]
+                    HISTORY / "repeat-amd-epyc" / "first.json", HISTORY / "repeat-amd-epyc" / "second.json"]
 
 
 def measurement_floor(rows: list[dict], draws: int = 4000) -> dict:

@@ -132,17 +132,23 @@ class LatencyTable:
 
     # -- lookup ----------------------------------------------------------------------------------
 
+    def measured_cells(self, unit: str, variant: str | None, batch: int) -> tuple[dict, dict]:
+        """({(seq, *axis values): measured cost}, {same: its standard error or None}) for one
+        unit/variant/batch, before any fit."""
+        axes, defaults = UNITS[unit].axes, UNITS[unit].defaults or {}
+        cells, errors = {}, {}
+        for e in self.data["entries"]:
+            if e["unit"] == unit and e.get("variant") == variant and e["batch"] == batch:
+                point = (e["seq"], *(e["key"].get(a, defaults.get(a)) for a in axes))
+                cells[point] = e["cost"]
+                errors[point] = standard_error([m["cost"] for m in e.get("measurements") or []])
+        return cells, errors
+
     def _grid(self, unit: str, variant: str | None, batch: int):
-        """{(seq, *axis values): cost} for one unit/variant/batch."""
+        """{(seq, *axis values): cost} for one unit/variant/batch, as the predictor reads it."""
         k = (unit, variant, batch)
         if k not in self._index:
-            axes, defaults = UNITS[unit].axes, UNITS[unit].defaults or {}
-            cells, errors = {}, {}
-            for e in self.data["entries"]:
-                if e["unit"] == unit and e.get("variant") == variant and e["batch"] == batch:
-                    point = (e["seq"], *(e["key"].get(a, defaults.get(a)) for a in axes))
-                    cells[point] = e["cost"]
-                    errors[point] = standard_error([m["cost"] for m in e.get("measurements") or []])
+            cells, errors = self.measured_cells(unit, variant, batch)
             self._index[k] = fitted(cells, UNITS[unit], errors) if UNITS[unit].features else cells
         return self._index[k]
 
