@@ -81,6 +81,9 @@ def main() -> dict:
                                                    precision=args.precision)
     except EdgebertError as exc:
         raise SystemExit(f"chain_check: {exc}")
+    profiled = sorted({point[1] for point in table.measured_cells("mha", None, 1)[0]})
+    if h not in profiled:  # the table's cells are read as profiled: only its grid's hidden sizes have them
+        raise SystemExit(f"chain_check: --hidden {h} is not one of {table.name}'s profiled hidden sizes {profiled}")
     settings = table.settings
     int8, graph_opt = args.precision == "int8", settings.get("graph_optimization", "none")
     # The three cells' chains, exactly as the profiler builds them, and their pass-through.
