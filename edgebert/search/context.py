@@ -125,6 +125,12 @@ class SearchContext:
     def proxy_score(self, spec: ArchSpec, *, steps: int | None = None, seed: int | None = None) -> float:
         """A candidate's worth: extracted from the teacher, a short KD run on the training part,
         its metric on the held-out part."""
+        logits = self.proxy_logits(spec, steps=steps, seed=seed)
+        return metrics_of(self.task.name, logits, self.heldout_enc)[self.metric]
+
+    def proxy_logits(self, spec: ArchSpec, *, steps: int | None = None, seed: int | None = None):
+        """(N held-out, C) logits of the proxy's student: extracted from the teacher, then
+        `steps` (default cfg.proxy_steps) of KD on the training part."""
         seed = self.cfg.seed if seed is None else seed
         mapping = self.mapping(spec)
         student = extract_student(self.teacher.model, spec, mapping, order=self.order, seed=seed).model
@@ -132,7 +138,7 @@ class SearchContext:
         cfg = StageConfig("proxy", weights, max_steps=steps or self.cfg.proxy_steps, lr=2e-4)
         stage = Stage(cfg, self.train_enc, self.teacher_train, KDLoss(weights, mapping, spec, None))
         train(student, [stage], None, seed=seed, progress=False)
-        return metrics_of(self.task.name, predict(student, self.heldout_enc), self.heldout_enc)[self.metric]
+        return predict(student, self.heldout_enc)
 
 
 def resolve_table(cfg: SearchConfig) -> LatencyTable:
