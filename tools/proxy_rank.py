@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--speedup", type=float, default=20.0)
     ap.add_argument("--minutes", type=float, default=4.0, help="stand-alone distillation per architecture")
     ap.add_argument("--target-seeds", type=int, default=2, help="stand-alone distillations per architecture")
+    ap.add_argument("--variants", nargs="*", default=[], metavar="steps=N,lr=X",
+                    help="further kd proxies read on the same architectures (e.g. steps=600 lr=1e-3 steps=600,lr=1e-3)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--teacher", type=Path, default=REPO / "runs" / "teacher-sst2")
     ap.add_argument("--search", type=Path, default=REPO / "runs" / "search-sst2-20x-seed0")
@@ -71,7 +73,7 @@ def main() -> None:
 
     from edgebert.arch import ArchSpec
     from edgebert.files import read_json
-    from edgebert.search.context import SearchConfig, build_context
+    from edgebert.search.context import PROXY_LR, SearchConfig, build_context
     from edgebert.search.progressive import STATE_FILE, structure_pool
     from edgebert.search.space import DimensionStage, JointRandomStage
     from edgebert.search.supernet import Supernet
@@ -103,6 +105,10 @@ def main() -> None:
             def proxy(spec):
                 logits = ctx.proxy_logits(spec)
                 return metrics_of(ctx.task.name, logits, ctx.heldout_enc)[ctx.metric], kl_from(teacher_heldout, logits)
+
+            def variant_scores(spec) -> dict:
+                return {v: metrics_of(ctx.task.name, ctx.proxy_logits(spec, **parse_variant(v)), ctx.heldout_enc)[ctx.metric]
+                        for v in args.variants}
         else:
             state = read_json(args.search / STATE_FILE, "search state")
             structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
@@ -110,11 +116,13 @@ def main() -> None:
             net = Supernet.load(args.search / "supernet", stage, ctx.mapping(structure))
             specs = draw(stage, ctx, args.count, args.seed)
             proxy = lambda spec: (net.score(spec, ctx.heldout_enc, ctx.task.name, ctx.metric), None)  # noqa: E731
+            variant_scores = lambda spec: {}  # noqa: E731
         rows = []
         for i, spec in enumerate(specs):
             t0 = time.perf_counter()
             score, kl = proxy(spec)
             proxy_s = time.perf_counter() - t0
+            variants = variant_scores(spec)
             devs, minutes = [], []
             for s in range(args.target_seeds):
                 one = replace(ctx, cfg=replace(cfg, out=str(args.out_root / f"{kind}-{i}-seed{s}"), seed=s))
@@ -122,7 +130,7 @@ def main() -> None:
                 devs.append(final["dev"][ctx.metric])
                 minutes.append(round(final["seconds"] / 60, 1))
             rows.append({"spec": spec.to_dict(), "summary": spec.summary(), "predicted_ms": ctx.latency(spec),
-                         "proxy": score, "proxy_kl": kl, "proxy_s": round(proxy_s, 1), "dev": float(np.mean(devs)),
+                         "proxy": score, "proxy_kl": kl, "proxy_s": round(proxy_s, 1), "variants": variants, "dev": float(np.mean(devs)),
                          "dev_seeds": devs, "distill_min": minutes})
             print(f"{kind} {i}: {spec.summary()} proxy {score:.4f} ({proxy_s:.0f} s) -> dev "
                   + " ".join(f"{d:.4f}" for d in devs))
@@ -134,6 +142,10 @@ def main() -> None:
         if args.target_seeds >= 2:  # the target's agreement with itself
             result["tau_seeds"] = kendalltau([r["dev_seeds"][0] for r in rows], [r["dev_seeds"][1] for r in rows])[0]
             result["tau_seed0"] = kendalltau([r["proxy"] for r in rows], [r["dev_seeds"][0] for r in rows])[0]
+        if args.variants and kind == "kd":  # the same architectures and targets, other short KD runs
+            result["proxy_settings"] = {"steps": cfg.proxy_steps, "lr": PROXY_LR}
+            result["tau_variants"] = {v: kendalltau([r["variants"][v] for r in rows], [r["dev"] for r in rows])[0]
+                                      for v in args.variants}
         record["kinds"][kind] = result
         print(f"{kind}: Kendall tau {tau:.3f} (p {p:.3f}) over {len(rows)} architectures; "
               + ", ".join(f"{k} {result[k]:.3f}" for k in ("tau_kl", "tau_seeds", "tau_seed0") if k in result))
@@ -171,7 +183,24 @@ def table(record: dict) -> str:
         lines.append(f"| {kind} | {len(v['rows'])} | 1/{v['speedup']:g} | {v['minutes']:g} | {v.get('target_seeds', 1)} | "
                      f"{v['tau']:.3f} | {v['p_value']:.3f} | {fmt(v.get('tau_seed0'))} | {fmt(v.get('tau_kl'))} | "
                      f"{fmt(v.get('tau_seeds'))} | {cost:.1f} s |")
+    for kind, v in sorted(record["kinds"].items()):
+        if v.get("tau_variants"):
+            lines += ["", f"Other short KD runs as the {kind} proxy, on the same architectures and targets (the search's: "
+                      f"{v['proxy_settings']['steps']} steps at lr {v['proxy_settings']['lr']:g}):", "",
+                      "| proxy variant | Kendall τ (vs the seeds' mean) |", "|---|---:|"]
+            lines += [f"| {name} | {tau:.3f} |" for name, tau in v["tau_variants"].items()]
     return "\n".join(lines)
+
+
+def parse_variant(text: str) -> dict:
+    """'steps=600,lr=1e-3' -> {'steps': 600, 'lr': 0.001} (proxy_logits' keywords)."""
+    out = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if key not in ("steps", "lr") or not value:
+            sys.exit(f"proxy_rank: error: variant {text!r}: give steps=N and/or lr=X, comma-separated")
+        out[key] = int(value) if key == "steps" else float(value)
+    return out
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ from edgebert.latency.table import LatencyTable, TableError
 from edgebert.search.space import SPACE_VERSION, Limits
 
 
+PROXY_LR = 2e-4  # the short KD run's learning rate (an extracted student starts near a good point)
+
+
 @dataclass
 class SearchConfig:
     """The settings of one search (saved in the output folder; a rerun must match them to resume)."""
@@ -128,14 +131,15 @@ class SearchContext:
         logits = self.proxy_logits(spec, steps=steps, seed=seed)
         return metrics_of(self.task.name, logits, self.heldout_enc)[self.metric]
 
-    def proxy_logits(self, spec: ArchSpec, *, steps: int | None = None, seed: int | None = None):
+    def proxy_logits(self, spec: ArchSpec, *, steps: int | None = None, seed: int | None = None,
+                     lr: float = PROXY_LR):
         """(N held-out, C) logits of the proxy's student: extracted from the teacher, then
-        `steps` (default cfg.proxy_steps) of KD on the training part."""
+        `steps` (default cfg.proxy_steps) of KD on the training part at learning rate `lr`."""
         seed = self.cfg.seed if seed is None else seed
         mapping = self.mapping(spec)
         student = extract_student(self.teacher.model, spec, mapping, order=self.order, seed=seed).model
         weights = LossWeights(logits=1.0, labels=0.5)
-        cfg = StageConfig("proxy", weights, max_steps=steps or self.cfg.proxy_steps, lr=2e-4)
+        cfg = StageConfig("proxy", weights, max_steps=steps or self.cfg.proxy_steps, lr=lr)
         stage = Stage(cfg, self.train_enc, self.teacher_train, KDLoss(weights, mapping, spec, None))
         train(student, [stage], None, seed=seed, progress=False)
         return predict(student, self.heldout_enc)
