@@ -242,19 +242,27 @@ def fitted(cells: dict[tuple, float], unit, errors: dict[tuple, float | None] | 
         x = np.array([unit.features(dict(zip(axes, p))) for p in points])
         if len(points) <= x.shape[1]:
             continue
-        y = np.array([cells[p] for p in points])
-        w = 1.0 / np.maximum(np.abs(y), 1e-12)
-        coef, *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
-        fit = x @ coef
         se = [None if errors is None else errors.get(p) for p in points]
-        if all(e is not None for e in se):
-            rel_se2 = (np.asarray(se, float) * w) ** 2
-            resid = (y - fit) * w
-            tau2 = max(0.0, float(resid @ resid) / (len(points) - x.shape[1]) - float(rel_se2.mean()))
-            fit = fit + (y - fit) * tau2 / np.maximum(tau2 + rel_se2, 1e-300)
+        fit, _ = shrunk_fit(x, np.array([cells[p] for p in points]), None if None in se else np.asarray(se, float))
         out.update({p: float(v) for p, v in zip(points, fit)})
     return out
 
+
+def shrunk_fit(x, y, se=None):
+    """Least-squares fit of y (n) on the features x (n x p) by relative error, each value then moved back
+    toward y by the share tau² / (tau² + se²) of its residual that is more than noise (`fitted`); with
+    se None (standard errors unknown), the fit alone. Returns the n values and the fit's p coefficients."""
+    import numpy as np
+
+    w = 1.0 / np.maximum(np.abs(y), 1e-12)
+    coef, *_ = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)
+    fit = x @ coef
+    if se is None:
+        return fit, coef
+    rel_se2 = (se * w) ** 2
+    resid = (y - fit) * w
+    tau2 = max(0.0, float(resid @ resid) / (len(y) - x.shape[1]) - float(rel_se2.mean()))
+    return fit + (y - fit) * tau2 / np.maximum(tau2 + rel_se2, 1e-300), coef
 
 
 def _bracket(grid: list, q) -> tuple[Any, Any, bool]:

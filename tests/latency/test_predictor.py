@@ -196,3 +196,40 @@ def test_validation_windows_measure_every_model_once_among_fresh_company(monkeyp
         assert sorted(n for g in window for n in g) == sorted(w.name for w in workloads)
     assert windows[0] != windows[1]  # not the same company every window
     assert per_model["m7"] == [7.0, 7.0, 7.0] and speeds["m7"] == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("window_noise, kept", [(0.002, (0.7, 1.0)), (0.2, (0.0, 0.3))], ids=["precise", "noisy"])
+def test_the_sublayer_keeps_what_its_fit_misses_beyond_noise(window_noise, kept):
+    """One hidden size's stack probe 12 % dearer than the smooth curve through the others: with the
+    entries' windows precise the sub-layer there keeps most of its distance from the fit (and half of
+    it half-way to the next size); with them noisy, little."""
+    from edgebert.latency.predictor import _Pricer
+
+    hidden, kinked = (128, 192, 256, 320, 384, 448, 512), 384
+    bump = 1.12
+
+    def windows(cost: float) -> list[dict]:  # seven windows spread by +-window_noise around the cost
+        return [{"cost": cost * (1 + window_noise * d)} for d in (-1.0, -0.6, -0.2, 0.0, 0.2, 0.6, 1.0)]
+
+    def data(kink: bool) -> dict:
+        base = synthetic.table(hidden).data
+        entries = []
+        for e in base["entries"]:
+            e = dict(e)
+            if kink and e["unit"] == "ffn_stack" and e["key"]["hidden"] == kinked:
+                ref = true_cost("mha", None, {"hidden": kinked, "heads": 4, "head_size": 32})
+                e["cost"] = ref + bump * (e["cost"] - ref)  # every sub-layer of the probe 12 % dearer
+            e["measurements"] = windows(e["cost"])
+            entries.append(e)
+        return {**base, "entries": entries}
+
+    smooth, kinked_table = (LatencyTable.from_dict(data(k)) for k in (False, True))
+    at = lambda t, h: _Pricer(t, 128, 1)._sublayer(h)  # noqa: E731
+    assert at(smooth, kinked) == pytest.approx(_Pricer(smooth, 128, 1)._measured_sublayer(kinked), rel=1e-6)
+    measured = _Pricer(kinked_table, 128, 1)._measured_sublayer(kinked)
+    fit_only = at(smooth, kinked)  # what the curve alone gives (the kink pulls it a little too)
+    share = (at(kinked_table, kinked) - fit_only) / (measured - fit_only)
+    assert kept[0] <= share <= kept[1]
+    if window_noise < 0.01:  # what it keeps fades linearly to the neighbouring sizes
+        halfway = (at(kinked_table, 416) / at(smooth, 416) - 1) / (at(kinked_table, kinked) / at(smooth, kinked) - 1)
+        assert halfway == pytest.approx(0.5, abs=0.2)
