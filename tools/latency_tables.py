@@ -161,7 +161,8 @@ def cmd_revalidate(args) -> None:
 def cmd_repredict(args) -> None:
     """Tables of another machine: their calibration refitted by this predictor on the measurements stored
     at profile time, and their validation rows (real measurements, kept in tools/results/validate-*.json)
-    priced again by it; nothing is measured. Tables of this machine are left to `revalidate`."""
+    priced again by it; nothing is measured. Tables of this machine are left to `revalidate`, and tables
+    validated on their own machine by this very predictor are left as they are."""
     from edgebert.arch import ArchSpec
     from edgebert.latency.validate import scatter, summarize
 
@@ -169,8 +170,10 @@ def cmd_repredict(args) -> None:
     for row in json.loads((RESULTS / "latency_tables.json").read_text()):
         path = SHIPPED / row["table"]
         table = LatencyTable.load(path, check_device=False)
-        if machine_key(table.device) == here:
-            continue
+        measured_by_this_predictor = (table.data.get("validation", {}).get("predictor") == PREDICTOR_VERSION
+                                      and not table.data["validation"].get("repredicted"))
+        if machine_key(table.device) == here or measured_by_this_predictor:
+            continue  # the first is `revalidate`'s; the second would only relabel a measured validation
         table.data["calibration"] = calibrate(table.data)
         table.save(path)
         table = LatencyTable.load(path, check_device=False)
