@@ -3,14 +3,14 @@
 read at several lengths, against stand-alone targets already distilled.
 
     python tools/proxy_steps.py [--steps 60 150 300 600] [--record FILE]   # ~15 min on the Zen 3 EPYC
-    python tools/proxy_steps.py --summary-only                                   # README section again
+    python tools/proxy_steps.py --summary-only                          # README section again
 
 The targets are the kd rows of a `tools/proxy_rank.py` record (default: the current one, else
 the newest in tools/results/history): each architecture's spec and its SST-2 dev accuracy after
 the search's final recipe, per seed. Distilling them again would cost ~8 minutes each; the proxy
 costs seconds to a minute, so only the proxy is run here, with this checkout's teacher
-(runs/teacher-sst2). When that teacher is not the one the targets were distilled from (another
-machine fine-tuned it), the record says so: the ranking then also carries the two teachers'
+(runs/teacher-sst2). The record keeps the targets' device and this teacher's dev accuracy: when
+another machine fine-tuned the targets' teacher, the ranking also carries the two teachers'
 difference. Kendall tau per proxy length against the seeds' mean and against seed 0, and the
 cost per architecture. Records tools/results/proxy_steps.json (one entry per length, written as
 each finishes, so a rerun skips the lengths done) and the README section `proxy_steps`.
@@ -32,7 +32,9 @@ RECORD = RESULTS / "proxy_steps.json"
 def source_record(path: Path | None) -> Path:
     """The proxy_rank record whose kd rows are the targets."""
     if path is not None:
-        return path
+        if not path.is_file():
+            raise SystemExit(f"proxy_steps: --record {path}: no such file")
+        return path.resolve()
     current = RESULTS / "proxy_rank.json"
     if current.is_file():
         return current
@@ -60,12 +62,16 @@ def main(argv: list[str] | None = None) -> dict:
     from tqdm import tqdm
 
     from edgebert.arch import ArchSpec
-    from edgebert.distill.evaluate import metrics_of
+    from edgebert.errors import EdgebertError
     from edgebert.files import read_json
     from edgebert.search.context import PROXY_LR, SearchConfig, build_context
 
     source = source_record(args.record)
-    targets = read_json(source, "proxy_rank record")
+    try:
+        targets = read_json(source, "proxy_rank record")
+    except EdgebertError as e:
+        raise SystemExit(f"proxy_steps: {e}") from None
+    shown = str(source.relative_to(REPO)) if source.is_relative_to(REPO) else str(source)
     kd = targets.get("kinds", {}).get("kd")
     if not kd or len(kd.get("rows", [])) < 3:
         raise SystemExit(f"proxy_steps: {source} has no kd rows to rank")
@@ -77,10 +83,10 @@ def main(argv: list[str] | None = None) -> dict:
     teacher_dev = read_json(finetune, "teacher record").get("dev", {}) if finetune.is_file() else {}
 
     record = read_json(RECORD, "proxy_steps record") if RECORD.is_file() else {}
-    if record.get("source") != str(source.relative_to(REPO)) or record.get("lr") != PROXY_LR:
+    if record.get("source") != shown or record.get("lr") != PROXY_LR:
         record = {}
     record.update({
-        "environment": environment(), "source": str(source.relative_to(REPO)),
+        "environment": environment(), "source": shown,
         "source_device": targets["environment"]["device"], "lr": PROXY_LR, "search_proxy_steps": cfg.proxy_steps,
         "teacher": {"path": str(args.teacher), "dev": teacher_dev},
         "targets": [{"summary": r["summary"], "dev": r["dev"], "dev_seeds": r["dev_seeds"]} for r in rows],
@@ -94,9 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
         scores, seconds = [], []
         for r in tqdm(rows, desc=f"proxy {steps} steps", unit="arch", file=sys.stderr):
             t0 = time.perf_counter()
-            logits = ctx.proxy_logits(ArchSpec.from_dict(r["spec"]), steps=steps)
+            scores.append(float(ctx.proxy_score(ArchSpec.from_dict(r["spec"]), steps=steps)))
             seconds.append(time.perf_counter() - t0)
-            scores.append(float(metrics_of(ctx.task.name, logits, ctx.heldout_enc)[ctx.metric]))
         tau, p = kendalltau(scores, dev)
         record["lengths"][str(steps)] = {
             "steps": steps, "scores": scores, "tau": float(tau), "p_value": float(p),
@@ -122,7 +127,7 @@ def markdown(record: dict) -> str:
     teacher_dev = f"{100 * teacher['accuracy']:.2f} % dev" if isinstance(teacher, dict) and "accuracy" in teacher else "dev unknown"
     lines.append(f"\n`python tools/proxy_steps.py` — held-out accuracy (%) of each proxy at lr {record['lr']:g}; targets: "
                  f"{len(targets)} architectures of `{record['source']}` distilled stand-alone ({record['target_minutes']:g} "
-                 f"min each, two seeds) on {record['source_device']}; proxies run on {record['environment']['device']} "
+                 f"min each, {len(targets[0]['dev_seeds'])} seeds) on {record['source_device']}; proxies run on {record['environment']['device']} "
                  f"with the teacher in {Path(record['teacher']['path']).name} ({teacher_dev}).")
     return "\n".join(lines)
 
