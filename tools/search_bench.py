@@ -127,6 +127,43 @@ def comparison(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def paired_table(records: list[dict]) -> str:
+    """The searched winner against each baseline, paired: the same machine, budget and seed (the same
+    final-distillation seed). Differences of SST-2 dev accuracy pool fairly over machines where the
+    accuracies themselves would not; per budget and over all: pairs, mean difference with a 95 %
+    t-interval, and how many pairs the search won, tied and lost. Only runs of this code's space and
+    verification count (strategy_of)."""
+    import statistics
+
+    from scipy import stats
+
+    from edgebert.device.fingerprint import machine_key
+
+    def key(r: dict) -> tuple:
+        return machine_key(r["environment"]["fingerprint"]), r["speedup"], r["quick"], r["seed"]
+
+    searched = {key(r): accuracy(r) for r in records if strategy_of(r) == "progressive"}
+    lines = ["| search against | budget | pairs | mean difference, points | 95 % interval | search better / tie / worse |",
+             "|---|---|---:|---:|---|---|"]
+    for other in ("hand", "random"):
+        diffs = [(k, 100 * (searched[k] - accuracy(r))) for r in records
+                 if strategy_of(r) == other and (k := key(r)) in searched]
+        budgets = sorted({k[1:3] for k, _ in diffs})
+        for budget, label in [(b, f"1/{b[0]:g}{' (quick)' if b[1] else ''}") for b in budgets] + [(None, "all")]:
+            d = [v for k, v in diffs if budget is None or k[1:3] == budget]
+            if budget is None and len(budgets) < 2:
+                continue
+            mean = statistics.mean(d)
+            if len(d) > 1:
+                half = stats.t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / len(d) ** 0.5
+                interval = f"{mean - half:+.2f} to {mean + half:+.2f}"
+            else:
+                interval = "—"
+            tally = f"{sum(v > 0 for v in d)} / {sum(v == 0 for v in d)} / {sum(v < 0 for v in d)}"
+            lines.append(f"| {other} | {label} | {len(d)} | {mean:+.2f} | {interval} | {tally} |")
+    return "\n".join(lines)
+
+
 ATTENTION_CLASSES = ("under half", "half to all", "wider than hidden")
 
 
@@ -280,6 +317,9 @@ def summary(records: list[dict]) -> str:
             "one row per run recorded in tools/results/search/, grouped by machine. FFN column: inner size per layer, "
             "xN a stack of N sub-layers, * an MLP expression other than the standard GELU FFN. Final steps: the "
             "winner's distillation, warm-up + task optimizer steps († cut short by the backstop clock; — not recorded).\n\n"
+            "The search against each baseline over every machine, paired by machine, budget and seed "
+            "(SST-2 dev, points; runs of earlier search spaces or verification left out):\n\n"
+            + paired_table(records) + "\n\n"
             "Every recorded winner (this table's runs and the earlier versions', every machine, every strategy) by its "
             "attention width over hidden: SST-2 dev mean (winners; range). The backbone stage draws attention from "
             "half to all of hidden (`edgebert/search/space.py`, ATTENTION_SHARES) since these figures:\n\n"

@@ -1,0 +1,50 @@
+"""The benchmark scripts' own arithmetic (tools/), on synthetic records: what they print must follow from what was recorded."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+search_bench = pytest.importorskip("search_bench")
+
+
+def _record(machine: str, strategy: str, speedup: float, seed: int, accuracy: float) -> dict:
+    from edgebert.search.space import SPACE_VERSION
+    from edgebert.search.verify import VERIFY_VERSION
+
+    fp = {"cpu_model": machine, "physical_cores": 2, "isa": {"avx2": True}, "onnxruntime": "1.31.1"}
+    return {"environment": {"fingerprint": fp}, "strategy": strategy, "speedup": speedup, "quick": speedup != 20,
+            "seed": seed, "space_version": SPACE_VERSION, "verify_version": VERIFY_VERSION,
+            "best": {"dev": {"accuracy": accuracy}}}
+
+
+def _rows(table: str) -> dict[tuple[str, str], list[str]]:
+    out = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        out[(cells[0], cells[1])] = cells[2:]
+    return out
+
+
+def test_paired_table_pairs_by_machine_budget_and_seed():
+    records = [
+        _record("cpu A", "progressive", 40, 0, 0.86), _record("cpu A", "hand", 40, 0, 0.85),
+        _record("cpu A", "progressive", 40, 1, 0.84), _record("cpu A", "hand", 40, 1, 0.86),
+        _record("cpu B", "progressive", 40, 0, 0.88), _record("cpu B", "hand", 40, 0, 0.88),
+        _record("cpu B", "progressive", 20, 0, 0.89), _record("cpu B", "hand", 20, 0, 0.87),
+        _record("cpu B", "hand", 20, 1, 0.10),  # no searched run of seed 1 on cpu B at 1/20: unpaired
+        _record("cpu A", "random", 40, 0, 0.80),
+        {**_record("cpu A", "progressive", 40, 2, 0.99), "space_version": 1},  # an earlier space: left out
+        _record("cpu A", "hand", 40, 2, 0.50),
+    ]
+    rows = _rows(search_bench.paired_table(records))
+    # 1/40: +1, -2, 0 points; 1/20: +2; all four: mean +0.25.
+    assert rows[("hand", "1/40 (quick)")][:2] == ["3", "-0.33"]
+    assert rows[("hand", "1/40 (quick)")][3] == "1 / 1 / 1"
+    assert rows[("hand", "1/20")] == ["1", "+2.00", "—", "1 / 0 / 0"]
+    assert rows[("hand", "all")][:2] == ["4", "+0.25"]
+    low, high = (float(x) for x in rows[("hand", "all")][2].split(" to "))
+    assert low < 0.25 < high
+    assert rows[("random", "1/40 (quick)")] == ["1", "+6.00", "—", "1 / 0 / 0"]
+    assert ("random", "all") not in rows  # one budget: no pooled row
