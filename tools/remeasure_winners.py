@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_teacher import RESULTS, environment, publish  # noqa: E402
-from search_bench import recorded_runs  # noqa: E402
+from search_bench import budget_label, recorded_runs  # noqa: E402
 
 RECORD = RESULTS / "remeasure_winners.json"
 
@@ -42,7 +42,7 @@ def remeasure(x: float, quick: bool, windows: int, runs: int) -> dict:
 
     recorded = runs_at(x, quick)
     if not recorded:
-        raise SystemExit(f"no run recorded at 1/{x:g}{' (quick)' if quick else ''} in {RESULTS / 'search'}")
+        raise SystemExit(f"no run recorded at {budget_label(x, quick)} in {RESULTS / 'search'}")
     table = find_table(threads=default_threads(), precision="fp32", seq_len=128, batch=1)
     specs = [ArchSpec.from_dict(r["best"]["spec"]) for r in recorded]
     rep = measure_beside("bert-base", specs, table, seq_len=128, runs=runs, windows=windows)
@@ -69,7 +69,7 @@ def markdown(entries: list[dict]) -> str:
         for r in e["rows"]:
             inside = 0.9 <= r["budget_use"] <= 1.0
             per_window = ", ".join(f"{e['speedup'] * q:.0%}" for q in r["window_ratios"])
-            lines.append(f"| 1/{e['speedup']:g}{' (quick)' if e['quick'] else ''} | {r['run']} | {r['winner']} | "
+            lines.append(f"| {budget_label(e['speedup'], e['quick'])} | {r['run']} | {r['winner']} | "
                          f"{r['predicted_ms']:.2f} | {r['recorded_budget_use']:.0%} | {r['budget_use']:.0%} "
                          f"({per_window}) | {'yes' if inside else 'no'} |")
     last = entries[-1]

@@ -34,6 +34,11 @@ def ffns(spec: dict) -> str:
                      for l in ArchSpec.from_dict(spec).layers)
 
 
+def budget_label(speedup: float, quick: bool) -> str:
+    """'1/20', or '1/40 (quick)' for a run with the quick settings."""
+    return f"1/{speedup:g}{' (quick)' if quick else ''}"
+
+
 def row(r: dict) -> str:
     b, x = r["best"], r["speedup"]
     ratio = b["measured_ms"] / b["bert_base_measured_ms"]
@@ -43,7 +48,7 @@ def row(r: dict) -> str:
     from edgebert.arch import ArchSpec
 
     winner = ArchSpec.from_dict(b["spec"]).summary()  # the FFN column carries the inner sizes
-    return (f"| 1/{x:g}{' (quick)' if r['quick'] else ''} | {strategy_of(r)} | {r['seed']} | {winner} | {ffns(b['spec'])} | "
+    return (f"| {budget_label(x, r['quick'])} | {strategy_of(r)} | {r['seed']} | {winner} | {ffns(b['spec'])} | "
             f"{b['predicted_ms']:.2f} | {b['measured_ms']:.2f} / {b['bert_base_measured_ms']:.1f} | "
             f"1/{1 / ratio:.1f} = {ratio * x:.0%} of budget ({'inside' if inside else 'outside'} [0.9/X, 1/X]) | "
             f"{refits} | {final_steps(b)} | {acc:.2%} | {r['trials']} ({r['evaluated']}) | {r['seconds'] / 60:.1f} |")
@@ -115,7 +120,7 @@ def comparison(records: list[dict]) -> str:
 
     budgets = sorted({(r["speedup"], r["quick"]) for r in records})
     strategies = list(dict.fromkeys(["progressive", "hand", "random"] + [strategy_of(r) for r in records]))
-    lines = ["| strategy | " + " | ".join(f"1/{x:g}{' (quick)' if q else ''}" for x, q in budgets) + " |",
+    lines = ["| strategy | " + " | ".join(budget_label(x, q) for x, q in budgets) + " |",
              "|---|" + "---:|" * len(budgets)]
     for strategy in strategies:
         cells = []
@@ -149,7 +154,7 @@ def paired_table(records: list[dict]) -> str:
         diffs = [(k, 100 * (searched[k] - accuracy(r))) for r in records
                  if strategy_of(r) == other and (k := key(r)) in searched]
         budgets = sorted({k[1:3] for k, _ in diffs})
-        for budget, label in [(b, f"1/{b[0]:g}{' (quick)' if b[1] else ''}") for b in budgets] + [(None, "all")]:
+        for budget, label in [(b, budget_label(*b)) for b in budgets] + [(None, "all")]:
             d = [v for k, v in diffs if budget is None or k[1:3] == budget]
             if budget is None and len(budgets) < 2:
                 continue
