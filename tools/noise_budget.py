@@ -3,6 +3,10 @@ recorded runs (no timing; seconds).
 
     python tools/noise_budget.py        # the EPYC's fp32 records (defaults below)
     python tools/noise_budget.py --validation V.json --profiles A.json B.json C.json
+    python tools/noise_budget.py --name spread_rule --validation V1.json V2.json \
+        --profiles A.json B.json C.json D.json --labels "old 1" "old 2" "new 1" "new 2" --no-pools
+        # profiles made two ways judged on the same measurements: record noise_budget-spread_rule.json,
+        # README section noise_budget_spread_rule
 
 1. The measurement's floor: each validated model's median over its windows, bootstrapped. Its
    uncertainty, and the share within ±5 % that an exact predictor would show through it alone.
@@ -75,35 +79,46 @@ def main() -> None:
     from edgebert.latency.merge import merge
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--validation", type=Path, default=DEFAULT_VALIDATION)
+    ap.add_argument("--validation", type=Path, nargs="+", default=[DEFAULT_VALIDATION],
+                    help="one or more validations of the same settings: their models pooled")
     ap.add_argument("--profiles", type=Path, nargs="+", default=DEFAULT_PROFILES)
+    ap.add_argument("--labels", nargs="+", help="one per profile (default: profile 1, 2, ...)")
+    ap.add_argument("--no-pools", action="store_true", help="price by each profile only, not by their pools")
+    ap.add_argument("--name", help="record noise_budget-NAME.json and README section noise_budget_NAME "
+                                   "(without: noise_budget.json, with every validation's floor)")
     args = ap.parse_args()
-    rows = json.loads(args.validation.read_text())["rows"]
+    if args.labels and len(args.labels) != len(args.profiles):
+        ap.error("--labels needs one label per profile")
+    rows = [r for v in args.validation for r in json.loads(v.read_text())["rows"]]
     floor = measurement_floor(rows)
-    names = [f"profile {i + 1}" for i in range(len(args.profiles))]
+    names = args.labels or [f"profile {i + 1}" for i in range(len(args.profiles))]
     errors = {n: priced(rows, p) for n, p in zip(names, args.profiles)}
     results = [{"tables": n, **figures(errors[n])} for n in names]
     with tempfile.TemporaryDirectory() as tmp:
-        for k in range(2, len(args.profiles) + 1):
+        for k in range(2, 1 + (1 if args.no_pools else len(args.profiles))):
             for combo in itertools.combinations(range(len(args.profiles)), k):
                 out = Path(tmp) / f"pool-{'-'.join(map(str, combo))}.json"
                 merge([args.profiles[i] for i in combo], out)
-                label = "pooled " + " + ".join(str(i + 1) for i in combo)
+                label = "pooled " + " + ".join(names[i] if args.labels else str(i + 1) for i in combo)
                 results.append({"tables": label, **figures(priced(rows, out))})
-    apart = {f"{a[-1]} and {b[-1]}": float(np.median(np.abs((1 + np.array(errors[b]) / 100) / (1 + np.array(errors[a]) / 100) - 1)) * 100)
+    apart = {f"{a} and {b}": float(np.median(np.abs((1 + np.array(errors[b]) / 100) / (1 + np.array(errors[a]) / 100) - 1)) * 100)
              for a, b in itertools.combinations(names, 2)}
     from finetune_teacher import environment
 
     # The floor of every current validation (each table's latest, every machine): what its windows allow.
-    floors = [{"validation": v.name, **measurement_floor(json.loads(v.read_text())["rows"])}
-              for v in sorted(RESULTS.glob("validate-*.json"))]
-    record = {"validation": str(args.validation.relative_to(REPO)), "models": len(rows), "floors": floors,
+    floors = [] if args.name else [{"validation": v.name, **measurement_floor(json.loads(v.read_text())["rows"])}
+                                   for v in sorted(RESULTS.glob("validate-*.json"))]
+    record = {"validation": [str(v.resolve().relative_to(REPO)) for v in args.validation], "models": len(rows),
+              "command": " ".join(["python tools/noise_budget.py", *sys.argv[1:]]), "floors": floors,
               "profiles": [str(p.relative_to(REPO)) for p in args.profiles],
               "created": [json.loads(p.read_text()).get("created") for p in args.profiles],
               "measurement_floor": floor, "profiles_apart_median_abs_pct": apart, "results": results,
               "environment": environment()}
     print(json.dumps({k: v for k, v in record.items() if k != "environment"}, indent=1))
-    publish(RESULTS / "noise_budget.json", record, "noise_budget", markdown(record))
+    if args.name:
+        publish(RESULTS / f"noise_budget-{args.name}.json", record, f"noise_budget_{args.name}", markdown(record))
+    else:
+        publish(RESULTS / "noise_budget.json", record, "noise_budget", markdown(record))
 
 
 def markdown(r: dict) -> str:
@@ -112,21 +127,27 @@ def markdown(r: dict) -> str:
              "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {x['tables']} | {x['within_5pct']:.0%} | {x['within_10pct']:.0%} | {x['mean_abs_pct']:.1f} | "
               f"{x['max_abs_pct']:.1f} | {x['signed_median_pct']:+.1f} |" for x in r["results"]]
-    apart = ", ".join(f"{v:.1f} % (profiles {k})" for k, v in r["profiles_apart_median_abs_pct"].items())
+    apart = ", ".join(f"{v:.1f} % ({k})" for k, v in r["profiles_apart_median_abs_pct"].items())
+    validations = r["validation"] if isinstance(r["validation"], list) else [r["validation"]]  # one, before
     floors = ["| validation | windows | median sd of a model's median | exact predictor within ±5 % |",
               "|---|---:|---:|---:|"]
     floors += [f"| `{x['validation']}` | {x['windows']} | {x['median_sd_pct']:.1f} % | {x['exact_predictor_within_5pct']:.0%} |"
                for x in r["floors"]]
-    return ("\n".join(lines) + "\n\n"
-            f"`python tools/noise_budget.py`: the {r['models']} architectures of `{r['validation']}`, measured once, "
-            f"priced by each of {len(r['profiles'])} independent profiles (created {', '.join(r['created'])}) and by "
-            f"every pool of them (`edgebert tables merge`); profile 1 is the one that validation judged. Measurement floor: a model's {f['windows']}-window median "
+    pooled = " and by every pool of them (`edgebert tables merge`)" if len(r["results"]) > len(r["profiles"]) else ""
+    text = ("\n".join(lines) + "\n\n"
+            f"`{r.get('command', 'python tools/noise_budget.py')}`: the {r['models']} architectures of "
+            f"{' and '.join(f'`{v}`' for v in validations)}, each measured once, "
+            f"priced by each of {len(r['profiles'])} independent profiles (created {', '.join(r['created'])}){pooled}"
+            f"{'; profile 1 is the one that validation judged' if r['floors'] else ''}. "
+            f"Measurement floor: a model's {f['windows']}-window median "
             f"is uncertain by a median **{f['median_sd_pct']:.1f} %** (bootstrap sd; p90 {f['p90_sd_pct']:.1f} %), "
             f"so an exact predictor would read **{f['exact_predictor_within_5pct']:.0%}** within ±5 % against these "
             f"medians. Two profiles' predictions of the same models lie a median {apart} apart. "
-            f"{r['environment']['device']}.\n\n"
-            "The same floor for every table's latest validation (the bootstrap above; the figures of the table at "
-            "the top of this section can be no better than these, whatever the predictor):\n\n" + "\n".join(floors))
+            f"{r['environment']['device']}.")
+    if not r["floors"]:
+        return text
+    return (text + "\n\nThe same floor for every table's latest validation (the bootstrap above; the figures of the "
+            "table at the top of this section can be no better than these, whatever the predictor):\n\n" + "\n".join(floors))
 
 
 if __name__ == "__main__":

@@ -179,3 +179,18 @@ def test_a_grid_file_keeps_its_fields():
     from edgebert.latency.profiler import load_grid, quick_grid
 
     assert quick_grid().decision_model == "minilm-l6-h384" and load_grid("default").decision_model == "bert-base"
+
+
+def test_the_spread_bar_follows_a_noisy_machines_usual_and_never_drops_below_the_floor():
+    from edgebert.latency.profiler import MAX_SPREAD, SPREAD_FACTOR, SPREAD_HISTORY, spread_limit
+
+    assert spread_limit([0.9] * (SPREAD_HISTORY - 1)) == MAX_SPREAD  # too few windows to know the usual
+    assert spread_limit([0.2] * SPREAD_HISTORY) == MAX_SPREAD  # a calm machine: the fixed bar
+    noisy = [0.5, 0.55, 0.6, 0.6, 0.62, 0.65, 0.7, 0.9]
+    assert spread_limit(noisy) == pytest.approx(SPREAD_FACTOR * 0.61)
+
+
+def test_each_window_records_its_spread(resumed_table):
+    out, _, _ = resumed_table
+    windows = json.loads(out.read_text())["windows"]
+    assert windows and all(w["spread"] >= 0 for w in windows)
