@@ -26,6 +26,7 @@ import argparse
 import itertools
 import json
 import math
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -109,8 +110,8 @@ def main() -> None:
     floors = [] if args.name else [{"validation": v.name, **measurement_floor(json.loads(v.read_text())["rows"])}
                                    for v in sorted(RESULTS.glob("validate-*.json"))]
     record = {"validation": [str(v.resolve().relative_to(REPO)) for v in args.validation], "models": len(rows),
-              "command": " ".join(["python tools/noise_budget.py", *sys.argv[1:]]), "floors": floors,
-              "profiles": [str(p.relative_to(REPO)) for p in args.profiles],
+              "command": shlex.join(["python", "tools/noise_budget.py", *sys.argv[1:]]), "floors": floors,
+              "profiles": [str(p.resolve().relative_to(REPO)) for p in args.profiles],
               "created": [json.loads(p.read_text()).get("created") for p in args.profiles],
               "measurement_floor": floor, "profiles_apart_median_abs_pct": apart, "results": results,
               "environment": environment()}
@@ -137,7 +138,7 @@ def markdown(r: dict) -> str:
     text = ("\n".join(lines) + "\n\n"
             f"`{r.get('command', 'python tools/noise_budget.py')}`: the {r['models']} architectures of "
             f"{' and '.join(f'`{v}`' for v in validations)}, each measured once, "
-            f"priced by each of {len(r['profiles'])} independent profiles (created {', '.join(r['created'])}){pooled}"
+            f"priced by each of {len(r['profiles'])} {'independent profiles' if r['floors'] else 'tables'} (created {', '.join(r['created'])}){pooled}"
             f"{'; profile 1 is the one that validation judged' if r['floors'] else ''}. "
             f"Measurement floor: a model's {f['windows']}-window median "
             f"is uncertain by a median **{f['median_sd_pct']:.1f} %** (bootstrap sd; p90 {f['p90_sd_pct']:.1f} %), "
