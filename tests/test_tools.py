@@ -48,3 +48,17 @@ def test_paired_table_pairs_by_machine_budget_and_seed():
     assert low < 0.25 < high
     assert rows[("random", "1/40 (quick)")] == ["1", "+6.00", "—", "1 / 0 / 0"]
     assert ("random", "all") not in rows  # one budget: no pooled row
+
+
+def test_price_winners_summary_reads_priced_over_measured_shares():
+    price_winners = pytest.importorskip("price_winners")
+    # Two tables over four runs: the first prices every share 10 % dear, the second within 1-4 %.
+    rows = [{"priced_over_measured": [1.10, r]} for r in (0.99, 1.02, 1.04, 0.97)]
+    old, new = price_winners.summary({"labels": ["old", "new"], "rows": rows})
+    assert old["median_abs_pct"] == pytest.approx(10.0)
+    assert old["signed_median_pct"] == pytest.approx(10.0)
+    assert old["within_5pct"] == 0
+    assert new["median_abs_pct"] == pytest.approx(2.5)  # |errors| 1, 2, 3, 4
+    assert new["max_abs_pct"] == pytest.approx(4.0)
+    assert new["signed_median_pct"] == pytest.approx(0.5)  # errors -3, -1, 2, 4
+    assert new["within_5pct"] == 1
