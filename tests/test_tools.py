@@ -62,3 +62,16 @@ def test_price_winners_summary_reads_priced_over_measured_shares():
     assert new["max_abs_pct"] == pytest.approx(4.0)
     assert new["signed_median_pct"] == pytest.approx(0.5)  # errors -3, -1, 2, 4
     assert new["within_5pct"] == 1
+
+
+def test_canary_precision_follow_reads_slope_and_spread():
+    canary_precision = pytest.importorskip("canary_precision")
+    canary = [1.0, 1.2, 1.5, 0.9, 1.1]
+    # A model that slows exactly as the canary does: ratio constant, spread 0, slope 0.
+    same = canary_precision.follow([10 * c for c in canary], canary)
+    assert same["sd_pct"] == pytest.approx(0.0, abs=1e-9)
+    assert same["slope"] == pytest.approx(0.0, abs=1e-9)
+    # A model whose time does not move at all: its ratio rises one for one with the canary's speed.
+    still = canary_precision.follow([10.0] * len(canary), canary)
+    assert still["slope"] == pytest.approx(1.0)
+    assert still["sd_pct"] > 10
