@@ -90,7 +90,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.labels and len(args.labels) != len(args.profiles):
         ap.error("--labels needs one label per profile")
-    rows = [r for v in args.validation for r in json.loads(v.read_text())["rows"]]
+    per_validation = {v: json.loads(v.read_text())["rows"] for v in args.validation}
+    rows = [r for v in args.validation for r in per_validation[v]]
     floor = measurement_floor(rows)
     names = args.labels or [f"profile {i + 1}" for i in range(len(args.profiles))]
     errors = {n: priced(rows, p) for n, p in zip(names, args.profiles)}
@@ -102,6 +103,13 @@ def main() -> None:
                 merge([args.profiles[i] for i in combo], out)
                 label = "pooled " + " + ".join(names[i] if args.labels else str(i + 1) for i in combo)
                 results.append({"tables": label, **figures(priced(rows, out))})
+    # Each validation's own models priced by each profile: a level that moves between validations is the
+    # machine's state at measurement time, not the profile's.
+    by_validation, start = {}, 0
+    for v in args.validation:  # rows hold the validations' models in order: slice each one's errors
+        end = start + len(per_validation[v])
+        by_validation[v.name] = {n: figures(errors[n][start:end]) for n in names}
+        start = end
     apart = {f"{a} and {b}": float(np.median(np.abs((1 + np.array(errors[b]) / 100) / (1 + np.array(errors[a]) / 100) - 1)) * 100)
              for a, b in itertools.combinations(names, 2)}
     from finetune_teacher import environment
@@ -114,6 +122,7 @@ def main() -> None:
               "profiles": [str(p.resolve().relative_to(REPO)) for p in args.profiles],
               "created": [json.loads(p.read_text()).get("created") for p in args.profiles],
               "measurement_floor": floor, "profiles_apart_median_abs_pct": apart, "results": results,
+              "by_validation": by_validation,
               "environment": environment()}
     print(json.dumps({k: v for k, v in record.items() if k != "environment"}, indent=1))
     if args.name:

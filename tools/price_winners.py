@@ -20,23 +20,22 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from finetune_teacher import REPO, RESULTS, publish  # noqa: E402
+from finetune_teacher import RESULTS, publish  # noqa: E402
 from search_bench import budget_label, recorded_runs  # noqa: E402
-
-
-def priced_share(table, spec, bert_base) -> float:
-    from edgebert.latency.predictor import predict
-
-    return predict(spec, table).latency_ms / predict(bert_base, table).latency_ms
 
 
 def price(paths: list[Path], labels: list[str]) -> dict:
     from edgebert import zoo
     from edgebert.arch import ArchSpec
     from edgebert.device.fingerprint import machine_key
+    from edgebert.errors import EdgebertError
+    from edgebert.latency.predictor import predict
     from edgebert.latency.table import LatencyTable
 
-    tables = [LatencyTable.load(p, check_device=False) for p in paths]
+    try:
+        tables = [LatencyTable.load(p, check_device=False) for p in paths]
+    except EdgebertError as e:
+        raise SystemExit(str(e))
     machines = {machine_key(t.device) for t in tables}
     if len(machines) != 1:
         raise SystemExit("the tables were profiled on different machines; price one machine's runs at a time")
@@ -44,7 +43,7 @@ def price(paths: list[Path], labels: list[str]) -> dict:
     runs = [r for r in recorded_runs() if machine_key(r["environment"]["fingerprint"]) == machine]
     if not runs:
         raise SystemExit("no recorded search run was measured on the tables' machine")
-    bert_base = zoo.get("bert-base")
+    bert_base_ms = [predict(zoo.get("bert-base"), t).latency_ms for t in tables]
     rows = []
     for r in runs:
         best = r["best"]
@@ -52,8 +51,9 @@ def price(paths: list[Path], labels: list[str]) -> dict:
         measured = best["measured_ms"] / best["bert_base_measured_ms"]
         rows.append({"run": r["tag"], "budget": budget_label(r["speedup"], r["quick"]), "winner": spec.summary(),
                      "measured_share": measured,
-                     "priced_over_measured": [priced_share(t, spec, bert_base) / measured for t in tables]})
-    return {"tables": [str(p.relative_to(REPO)) if p.is_absolute() else str(p) for p in paths], "labels": labels,
+                     "priced_over_measured": [predict(spec, t).latency_ms / b / measured
+                                                  for t, b in zip(tables, bert_base_ms)]})
+    return {"tables": [str(p) for p in paths], "labels": labels,
             "device": runs[0]["environment"]["device"], "rows": rows,
             "command": shlex.join(["python", "tools/price_winners.py", *sys.argv[1:]])}
 

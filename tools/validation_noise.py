@@ -42,6 +42,9 @@ def main() -> None:
             spread.append(float(np.max(np.abs(w - np.median(w))) / np.median(w) * 100))
         print(f"{path.name}: {len(rows)} models x {n} windows, max |window - median| / median: median "
               f"{np.median(spread):.1f} %, p90 {np.percentile(spread, 90):.1f} %, max {max(spread):.1f} %")
+        if all("window_speed" in r for r in rows):
+            print(f"  {speed_dependence(rows)}")
+        print(f"  signed error by hidden size: {bias_by_hidden(rows)}")
         if n >= 6:
             thirds = [slice(i, i + 3) for i in range(0, n - n % 3, 3)]
             print(f"  within ±5 / ±10 %: all {n} windows {within(rows, slice(None), 5):.0%} / "
@@ -54,6 +57,25 @@ def main() -> None:
     for (table, version), rows in sorted(by_table.items()):
         print(f"  {table}, predictor v{version} ({len(rows)} architectures): {bias_by_hidden(rows)}")
         print(f"    calibration models, measured / sum: {calibration_ratios(table)}")
+
+
+def speed_dependence(rows: list[dict]) -> str:
+    """The machine's speed in the run's windows (nominal canary ms / the window's canary ms) and how a
+    model's canary-normalised window figure moves with it: the slope of log(window / the model's median)
+    on log(speed), pooled over models (0: normalisation takes the machine's state out; 0.2: a window at
+    speed 0.74 reads a model 6 % low)."""
+    import numpy as np
+
+    speed, level = [], []
+    for r in rows:
+        median = np.median(r["window_measured"])
+        speed += [np.log(s) for s in r["window_speed"]]
+        level += [np.log(v / median) for v in r["window_measured"]]
+    speed, level = np.asarray(speed), np.asarray(level)
+    slope = np.polyfit(speed, level, 1)[0] if speed.std() > 0 else float("nan")
+    return (f"window speed median {np.exp(np.median(speed)):.2f} ({np.exp(speed.min()):.2f}-{np.exp(speed.max()):.2f}), "
+            f"slope of the normalised figure on speed {slope:+.3f}; signed error median "
+            f"{np.median([r['error_pct'] for r in rows]):+.1f} %")
 
 
 def bias_by_hidden(rows: list[dict]) -> str:
