@@ -170,25 +170,35 @@ def paired_table(records: list[dict]) -> str:
 
 
 ATTENTION_CLASSES = ("under half", "half to all", "wider than hidden")
+DEPTH_CLASSES = ("1 layer", "2 layers", "3 or more")
 
 
-def attention_table(records: list[dict]) -> str:
-    """Every recorded winner's SST-2 dev accuracy by its attention width over hidden (heads x head
-    size / hidden, mean over layers), per budget: the evidence for space.ATTENTION_SHARES. Both
-    machines pooled: the question is how a shape distils, not what it costs on a device."""
+def attention_class(spec) -> str:
+    """The winner's attention width over hidden (heads x head size / hidden, mean over layers)."""
+    import statistics
+
+    share = statistics.mean(l.attn_width for l in spec.layers) / spec.hidden
+    return ATTENTION_CLASSES[0 if share < 0.5 else 1 if share <= 1.0 else 2]
+
+
+def depth_class(spec) -> str:
+    return DEPTH_CLASSES[min(spec.num_layers, 3) - 1]
+
+
+def winners_table(records: list[dict], title: str, classify, classes: tuple[str, ...]) -> str:
+    """Every recorded winner's SST-2 dev accuracy by one property of its shape (`classify(spec)`, one
+    of `classes`), per budget: mean (winners; range). Machines pooled: the question is how a shape
+    distils, not what it costs on a device."""
     import statistics
 
     from edgebert.arch import ArchSpec
 
     groups: dict[tuple, list[float]] = {}
     for r in records:
-        spec = ArchSpec.from_dict(r["best"]["spec"])
-        share = statistics.mean(l.attn_width for l in spec.layers) / spec.hidden
-        label = ATTENTION_CLASSES[0 if share < 0.5 else 1 if share <= 1.0 else 2]
-        groups.setdefault((r["speedup"], label), []).append(accuracy(r))
+        groups.setdefault((r["speedup"], classify(ArchSpec.from_dict(r["best"]["spec"]))), []).append(accuracy(r))
     budgets = sorted({x for x, _ in groups})
-    lines = ["| attention / hidden | " + " | ".join(f"1/{x:g}" for x in budgets) + " |", "|---|" + "---:|" * len(budgets)]
-    for label in ATTENTION_CLASSES:
+    lines = [f"| {title} | " + " | ".join(f"1/{x:g}" for x in budgets) + " |", "|---|" + "---:|" * len(budgets)]
+    for label in classes:
         cells = [f"{statistics.mean(a):.1%} ({len(a)}; {min(a):.1%}–{max(a):.1%})" if (a := groups.get((x, label))) else "—"
                  for x in budgets]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -328,7 +338,10 @@ def summary(records: list[dict]) -> str:
             "Every recorded winner (this table's runs and the earlier versions', every machine, every strategy) by its "
             "attention width over hidden: SST-2 dev mean (winners; range). The backbone stage draws attention from "
             "half to all of hidden (`edgebert/search/space.py`, ATTENTION_SHARES) since these figures:\n\n"
-            + attention_table(records + earlier_records()))
+            + winners_table(records + earlier_records(), "attention / hidden", attention_class, ATTENTION_CLASSES) + "\n\n"
+            "The same winners by depth. A one-layer student ranks well under the short KD proxy and distils "
+            "far below deeper ones at the same budget (the one-layer trap; `tools/proxy_rank.py` shows it too):\n\n"
+            + winners_table(records + earlier_records(), "layers", depth_class, DEPTH_CLASSES))
 
 
 if __name__ == "__main__":

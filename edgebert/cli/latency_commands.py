@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from edgebert.cli.common import add_command, emit
+from edgebert.cli.common import add_command, emit, progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -172,6 +172,11 @@ def cmd_validate(args: argparse.Namespace) -> None:
 
     path = resolve(args.table)
     report = validate_table(path, samples=args.samples, seed=args.seed, windows=args.windows, plot=args.plot)
+    speed = report["machine_speed"]
+    if speed["below_min"] > 0:
+        progress(args)(f"warning: {speed['below_min']:.0%} of the measurements were kept in windows below "
+                       f"{speed['min_speed']:g} of the table's canary speed after three attempts (median window speed "
+                       f"{speed['median']:.2f}); the figures describe a slow machine: validate again when it is calm")
     if args.record:
         t = LatencyTable.load(path, check_device=False)
         t.data["validation"] = {k: report[k] for k in ("samples", "seed", "within_5pct", "within_10pct",

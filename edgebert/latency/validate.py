@@ -124,6 +124,7 @@ def validate_table(
         })
     bar.close()
     result = summarize(rows)
+    result["machine_speed"] = machine_speed(rows)
     result.update({"table": str(path), "seed": seed, "windows": windows, "runs_per_window": runs,
                    "predictor": PREDICTOR_VERSION, "groups": "shuffled per window",
                    "seq_len": seq, "batch": batch, "precision": precision, "rows": rows})
@@ -146,6 +147,16 @@ def summarize(rows: list[dict]) -> dict[str, Any]:
         "max_abs_pct": max(errors),
         "spearman": float(rho),
     }
+
+
+def machine_speed(rows: list[dict]) -> dict[str, float]:
+    """How calm the machine was over the validation: the median window speed (the table's nominal
+    canary ms over the window's canary ms), and the share of model-windows kept below MIN_SPEED after
+    three attempts. A slow machine moves models less than the canary (README "canary"), so a large
+    share of slow windows biases every normalised figure low: the figures then describe that state."""
+    speeds = [s for r in rows for s in r["window_speed"]]
+    return {"median": stats.median(speeds), "below_min": sum(s < MIN_SPEED for s in speeds) / len(speeds),
+            "min_speed": MIN_SPEED}
 
 
 def scatter(rows: list[dict], path: Path, *, title: str) -> None:

@@ -198,6 +198,17 @@ def test_validation_windows_measure_every_model_once_among_fresh_company(monkeyp
     assert per_model["m7"] == [7.0, 7.0, 7.0] and speeds["m7"] == [1.0, 1.0, 1.0]
 
 
+def test_a_validation_says_how_much_of_it_ran_on_a_slow_machine():
+    # Windows kept below MIN_SPEED after three attempts count against the machine, not the table.
+    from edgebert.latency.validate import MIN_SPEED, machine_speed
+
+    rows = [{"window_speed": [1.0, 0.95, MIN_SPEED - 0.1]}, {"window_speed": [0.9, MIN_SPEED, 0.4]}]
+    speed = machine_speed(rows)
+    assert speed["below_min"] == pytest.approx(2 / 6)
+    assert speed["median"] == pytest.approx((0.9 + MIN_SPEED) / 2)
+    assert machine_speed([{"window_speed": [1.0, 0.8]}])["below_min"] == 0
+
+
 @pytest.mark.parametrize("window_noise, kept", [(0.002, (0.7, 1.0)), (0.2, (0.0, 0.3))], ids=["precise", "noisy"])
 def test_the_sublayer_keeps_what_its_fit_misses_beyond_noise(window_noise, kept):
     """One hidden size's stack probe 12 % dearer than the smooth curve through the others: with the
