@@ -114,6 +114,8 @@ def main() -> None:
              for a, b in itertools.combinations(names, 2)}
     from finetune_teacher import environment
 
+    from edgebert.device.fingerprint import describe
+
     # The floor of every current validation (each table's latest, every machine): what its windows allow.
     floors = [] if args.name else [{"validation": v.name, **measurement_floor(json.loads(v.read_text())["rows"])}
                                    for v in sorted(RESULTS.glob("validate-*.json"))]
@@ -123,6 +125,8 @@ def main() -> None:
               "created": [json.loads(p.read_text()).get("created") for p in args.profiles],
               "measurement_floor": floor, "profiles_apart_median_abs_pct": apart, "results": results,
               "by_validation": by_validation,
+              # The machine that measured the figures (the profiles' and validations'), not this one, which only prices.
+              "measured_on": describe(json.loads(args.profiles[0].read_text())["device"]),
               "environment": environment()}
     print(json.dumps({k: v for k, v in record.items() if k != "environment"}, indent=1))
     if args.name:
@@ -153,7 +157,7 @@ def markdown(r: dict) -> str:
             f"is uncertain by a median **{f['median_sd_pct']:.1f} %** (bootstrap sd; p90 {f['p90_sd_pct']:.1f} %), "
             f"so an exact predictor would read **{f['exact_predictor_within_5pct']:.0%}** within ±5 % against these "
             f"medians. Two profiles' predictions of the same models lie a median {apart} apart. "
-            f"{r['environment']['device']}.")
+            f"{r.get('measured_on', r['environment']['device'])}.")
     if not r["floors"]:
         return text
     return (text + "\n\nThe same floor for every table's latest validation (the bootstrap above; the figures of the "
