@@ -3,13 +3,14 @@
     python tools/search_bench.py --speedup 20                 # the default search (<= 60 min target)
     python tools/search_bench.py --speedup 10 40 --quick      # the other budgets, quick settings
     python tools/search_bench.py --speedup 40 --quick --seeds 0 1 2 --reverify   # finished runs, verified again
+    python tools/search_bench.py --speedup 40 --quick --min-layers 2   # no one-layer candidates
 
 Each run is `edgebert search` with the fine-tuned teacher (runs/teacher-sst2, from
 tools/finetune_teacher.py) on the machine's shipped fp32 2-thread seq-128 table.
 Recorded per run: the winner, its predicted latency, its latency measured beside
 bert-base in one interleaved window (and whether the ratio lies in [0.9/X, 1/X]),
 its SST-2 dev accuracy after the final distillation, and the wall time. Results go
-to tools/results/search/<X>x[_quick][_random]-seed<S>.json and the README section `search`,
+to tools/results/search/<X>x[_quick][_random][_min<N>layers]-seed<S>.json and the README section `search`,
 which lists every recorded run.
 """
 
@@ -70,6 +71,8 @@ def strategy_of(r: dict) -> str:
 
     if r["strategy"] not in ("progressive", "random"):
         return r["strategy"]
+    if (layers := r.get("min_layers", 1)) != 1:
+        return f"{r['strategy']} (≥ {layers} layers)"
     if (space := r.get("space_version", 1)) != SPACE_VERSION:
         return f"{r['strategy']} ({EARLIER_SPACES[space]})"
     if (verification := r.get("verify_version", 1)) != VERIFY_VERSION:
@@ -211,6 +214,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--strategy", choices=("progressive", "random"), default="progressive")
+    ap.add_argument("--min-layers", type=int, default=1, help="search --min-layers (runs recorded apart)")
     ap.add_argument("--teacher", type=Path, default=REPO / "runs" / "teacher-sst2")
     ap.add_argument("--data", type=Path, default=GLUE)
     ap.add_argument("--summary-only", action="store_true", help="only rebuild the README table from recorded runs")
@@ -225,10 +229,11 @@ def main() -> None:
 
     for x in [] if args.summary_only else args.speedup:
         for seed in args.seeds:
-            tag = f"{x:g}x{'_quick' if args.quick else ''}{'_random' if args.strategy == 'random' else ''}-seed{seed}"
+            tag = (f"{x:g}x{'_quick' if args.quick else ''}{'_random' if args.strategy == 'random' else ''}"
+                   f"{f'_min{args.min_layers}layers' if args.min_layers != 1 else ''}-seed{seed}")
             out = REPO / "runs" / f"search-sst2-{tag}"
             cfg = SearchConfig(teacher=str(args.teacher), task="sst2", data=str(args.data), out=str(out), speedup=x,
-                               seed=seed, quick=args.quick, strategy=args.strategy)
+                               seed=seed, quick=args.quick, strategy=args.strategy, min_layers=args.min_layers)
             earlier = reset_verification(cfg, tag) if args.reverify else None
             result = search(cfg, say=print)
             record = {"speedup": x, "quick": args.quick, "seed": seed, "environment": environment(), **result}
@@ -328,7 +333,7 @@ def summary(records: list[dict]) -> str:
             "|---|---|---|---|---|---:|---:|---|---|---:|---:|---:|---:|\n"
             + "\n".join(row(r) for r in runs)
             + f"\n\nDevice: {runs[-1]['environment']['device']}.")
-    return ("\n\n".join(parts) + "\n\n`python tools/search_bench.py --speedup X [--quick] [--seeds S ..] [--strategy random]`; "
+    return ("\n\n".join(parts) + "\n\n`python tools/search_bench.py --speedup X [--quick] [--seeds S ..] [--strategy random] [--min-layers N]`; "
             "one row per run recorded in tools/results/search/, grouped by machine. FFN column: inner size per layer, "
             "xN a stack of N sub-layers, * an MLP expression other than the standard GELU FFN. Final steps: the "
             "winner's distillation, warm-up + task optimizer steps († cut short by the backstop clock; — not recorded).\n\n"

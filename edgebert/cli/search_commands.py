@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", default="progressive", choices=["progressive", "random"],
                    help="progressive (default) or the random-search baseline")
     p.add_argument("--space", default=None, help="JSON file {\"expressions\": [...]}: the structure stage's pool")
+    p.add_argument("--min-layers", type=int, default=1,
+                   help="fewest encoder layers a candidate may have (default 1; 2 avoids the one-layer trap, README)")
     p.add_argument("--compare-with", default="bert-base",
                    help="zoo model measured beside the winner (default bert-base; 'none' with --budget-ms)")
 
@@ -49,7 +51,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     cfg = SearchConfig(teacher=args.teacher, task=args.task, data=args.data, out=str(out), budget_ms=args.budget_ms,
                        speedup=args.speedup, table=args.table, storage=args.storage, trials=args.trials,
                        workers=args.workers, seed=args.seed, quick=args.quick, strategy=args.strategy,
-                       space_file=args.space, compare_with=None if args.compare_with == "none" else args.compare_with)
+                       space_file=args.space, min_layers=args.min_layers, compare_with=None if args.compare_with == "none" else args.compare_with)
     result = search(cfg, say=progress(args))
 
     def human(r):

@@ -28,7 +28,7 @@ from edgebert.errors import EdgebertError
 from edgebert.importance import UnitOrder, rank_units
 from edgebert.latency.predictor import predict as predict_latency
 from edgebert.latency.table import LatencyTable, TableError
-from edgebert.search.space import SPACE_VERSION, Limits
+from edgebert.search.space import SPACE_VERSION, BackboneStage, Limits
 
 
 PROXY_LR = 2e-4  # the short KD run's learning rate (an extracted student starts near a good point)
@@ -52,6 +52,7 @@ class SearchConfig:
     quick: bool = False
     strategy: str = "progressive"  # progressive | random (the baseline: same trials, one joint random stage)
     space_file: str | None = None  # JSON {"expressions": [...]}: the structure stage's pool
+    min_layers: int = 1  # the fewest encoder layers a candidate may have (README: the one-layer trap)
     heldout_fraction: float = 0.1
     heldout_max: int = 1000  # held-out examples that score a candidate
     max_length: int = 64
@@ -81,6 +82,8 @@ class SearchConfig:
         d = asdict(self)
         for k in ("workers", "storage"):
             d.pop(k)
+        if d["min_layers"] == 1:  # the default, which runs made before the setting existed searched
+            d.pop("min_layers")
         return {**d, "space_version": SPACE_VERSION}
 
 
@@ -122,6 +125,9 @@ class SearchContext:
         n = max(1, len(self.heldout_enc))
         return math.sqrt(min(max(score * (1.0 - score), 0.0), 0.25) / n)
 
+    def backbone_stage(self) -> BackboneStage:
+        return BackboneStage(self.limits, min_layers=self.cfg.min_layers)
+
     def mapping(self, spec: ArchSpec) -> tuple[int, ...]:
         return layer_mapping(self.mapping_kind, spec.num_layers, self.teacher.spec.num_layers)
 
@@ -161,8 +167,12 @@ def budget_of(cfg: SearchConfig, table: LatencyTable) -> tuple[float, float]:
     seq = table.settings["seq_lens"][0]
     if cfg.speedup is not None and not cfg.speedup > 0:
         raise EdgebertError(f"--speedup must be positive, got {cfg.speedup}")
+    if not 1 <= cfg.min_layers <= SPACE.layers[1]:
+        raise EdgebertError(f"--min-layers must lie in 1..{SPACE.layers[1]}, not {cfg.min_layers}")
+    smallest = SPACE.smallest()
+    smallest = smallest.with_layers(smallest.layers * cfg.min_layers)
     try:
-        cheapest = predict_latency(SPACE.smallest(), table, seq_len=seq, batch=1).latency_ms
+        cheapest = predict_latency(smallest, table, seq_len=seq, batch=1).latency_ms
         bert = None
         if cfg.speedup is not None or cfg.compare_with:
             bert = predict_latency(zoo.get("bert-base"), table, seq_len=seq, batch=1).latency_ms
@@ -171,7 +181,7 @@ def budget_of(cfg: SearchConfig, table: LatencyTable) -> tuple[float, float]:
     budget = cfg.budget_ms if cfg.budget_ms is not None else bert / cfg.speedup
     if not budget > cheapest:
         raise EdgebertError(f"budget {budget:.2f} ms is below the cheapest point of the space "
-                            f"({SPACE.smallest().summary()}: {cheapest:.2f} ms on {table.name})")
+                            f"({smallest.summary()}: {cheapest:.2f} ms on {table.name})")
     return budget, bert
 
 

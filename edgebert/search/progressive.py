@@ -120,9 +120,9 @@ def stage_for(ctx: SearchContext, name: str, state: dict) -> tuple[Stage, Callab
     """(the stage, its candidate scorer, how many candidates it evaluates)."""
     cfg = ctx.cfg
     if name == "random":
-        return JointRandomStage(ctx.limits, structure_pool(cfg)), ctx.proxy_score, 3 * cfg.trials
+        return JointRandomStage(ctx.limits, structure_pool(cfg), cfg.min_layers), ctx.proxy_score, 3 * cfg.trials
     if name == "backbone":
-        return BackboneStage(ctx.limits), ctx.proxy_score, cfg.trials
+        return ctx.backbone_stage(), ctx.proxy_score, cfg.trials
     if name == "structure":
         pool = structure_pool(cfg)
         return StructureStage(ArchSpec.from_dict(state["stages"]["backbone"]["spec"]), pool), ctx.proxy_score, cfg.trials
@@ -170,7 +170,7 @@ def prepare_stage(ctx: SearchContext, name: str, state: dict, *, progress: bool)
     """Coordinator-only work before a stage's trials: the backbone's window, the supernet and its warm-up."""
     if name == "backbone" and "backbone" not in state.setdefault("windows", {}):
         window = (BACKBONE_FLOOR * ctx.limit_ms, ctx.limit_ms)
-        room = window_capacity(ctx, BackboneStage(ctx.limits), window, seed=ctx.cfg.seed)
+        room = window_capacity(ctx, ctx.backbone_stage(), window, seed=ctx.cfg.seed)
         # A budget near the cheapest corner may leave too few backbones above the floor to search.
         state["windows"]["backbone"] = list(window) if room >= 2 * ctx.cfg.trials else None
         save_state(ctx.cfg, state)
@@ -388,6 +388,7 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         "calibration": state.get("calibration"),
         "strategy": cfg.strategy,
         "space_version": SPACE_VERSION,
+        "min_layers": cfg.min_layers,
         "verify_version": VERIFY_VERSION,
         "best": {**best, "dev": state["final"]["dev"], "student": state["final"]["out"],
                  "final_stages": state["final"].get("stages"),

@@ -103,6 +103,7 @@ class Stage:
 class BackboneStage(Stage):
     limits: Limits
     space: Space = SPACE
+    min_layers: int = 1  # the fewest encoder layers a backbone may have (search --min-layers)
     name = "backbone"
 
     def choices(self) -> dict[str, list]:
@@ -113,7 +114,9 @@ class BackboneStage(Stage):
             raise EdgebertError(f"the teacher (hidden {lim.hidden}) is narrower than the search space")
         # A share, not a head count: Optuna's choices stay fixed per parameter while the heads a
         # hidden size allows change with it.
-        return {"layers": list(range(1, lim.layers + 1)), "hidden": hidden, "attention": list(ATTENTION_SHARES),
+        if not 1 <= self.min_layers <= lim.layers:
+            raise EdgebertError(f"--min-layers must lie in 1..{lim.layers} (the teacher's layers), not {self.min_layers}")
+        return {"layers": list(range(self.min_layers, lim.layers + 1)), "hidden": hidden, "attention": list(ATTENTION_SHARES),
                 "inner_ratio": ratios}
 
     def heads(self, hidden: int, share: float) -> int:
@@ -183,8 +186,8 @@ class JointRandomStage(Stage):
 
     name = "random"
 
-    def __init__(self, limits: Limits, pool: tuple[str, ...]):
-        self.backbone = BackboneStage(limits)
+    def __init__(self, limits: Limits, pool: tuple[str, ...], min_layers: int = 1):
+        self.backbone = BackboneStage(limits, min_layers=min_layers)
         self.pool = pool
         self.limits = limits
         self.max_layers = limits.layers

@@ -182,9 +182,7 @@ def calibration_points(ctx: SearchContext) -> list[ArchSpec]:
     so where the table's error decides what the search may try."""
     import math
 
-    from edgebert.search.space import BackboneStage
-
-    stage = BackboneStage(ctx.limits)
+    stage = ctx.backbone_stage()
     low, high = (f * ctx.budget_ms for f in CALIBRATION_RANGE)
     nearest: dict[int, tuple[float, ArchSpec]] = {}
     for params in stage.teacher_shaped():

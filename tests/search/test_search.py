@@ -60,6 +60,57 @@ def test_backbone_attention_spans_half_to_all_of_hidden(teacher):
         assert stage.to_spec(p).layers[0].attn_width == p["hidden"]
 
 
+@pytest.mark.parametrize("min_layers", [1, 2, 6])
+def test_min_layers_bounds_every_backbone_and_random_point(min_layers):
+    """--min-layers removes the shallow backbones from the backbone stage and from the random baseline
+    alike (one space for both), and nothing else."""
+    import random
+
+    from edgebert import zoo
+    from edgebert.search.space import JointRandomStage, Limits, expression_pool
+
+    limits = Limits.of(zoo.get("minilm-l6-h384"))
+    stage = BackboneStage(limits, min_layers=min_layers)
+    assert stage.choices()["layers"] == list(range(min_layers, limits.layers + 1))
+    assert {k: v for k, v in stage.choices().items() if k != "layers"} == \
+        {k: v for k, v in BackboneStage(limits).choices().items() if k != "layers"}
+    assert all(p["layers"] >= min_layers for p in stage.teacher_shaped())
+    rng = random.Random(0)
+    joint = JointRandomStage(limits, expression_pool(), min_layers)
+    assert all(joint.sample(rng)[1].num_layers >= min_layers for _ in range(50))
+
+
+def test_min_layers_keeps_old_runs_resumable_and_prices_its_own_cheapest_point(tiny_config):
+    from edgebert.latency.table import LatencyTable
+    from edgebert.search.context import budget_of
+
+    default, two = tiny_config(), tiny_config(min_layers=2)
+    assert "min_layers" not in default.key_settings()  # runs made before the setting existed resume
+    assert two.key_settings()["min_layers"] == 2
+    table = LatencyTable.load(default.table)
+    from edgebert.errors import EdgebertError
+
+    budget_of(tiny_config(budget_ms=2.5), table)  # one layer fits 2.5 ms on the synthetic table (2.0)...
+    with pytest.raises(EdgebertError, match=r"cheapest point of the space \(2L h128 1x32 standard"):
+        budget_of(tiny_config(budget_ms=2.5, min_layers=2), table)  # ...two do not (3.0)
+    with pytest.raises(EdgebertError, match="--min-layers must lie in 1..12"):
+        budget_of(tiny_config(min_layers=0), table)
+
+
+def test_a_search_with_min_layers_proposes_and_calibrates_on_deep_enough_backbones(tiny_config):
+    import random
+
+    from edgebert.search.verify import calibration_points
+
+    ctx = build_context(tiny_config(budget_ms=BUDGET, min_layers=2), progress=False)
+    state = {"stages": {}}
+    for name in ("backbone", "random"):
+        stage, _, _ = progressive.stage_for(ctx, name, state)
+        assert {stage.sample(random.Random(i))[0]["layers"] for i in range(20)} == {2}
+    points = calibration_points(ctx)
+    assert points and all(spec.num_layers == 2 for spec in points)
+
+
 def test_an_infeasible_point_is_never_best(ctx):
     study = open_study(ctx.cfg, "backbone", storage_for(ctx.cfg))
     # Score bigger (slower) models higher: the best feasible must still respect the budget.
