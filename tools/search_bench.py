@@ -320,8 +320,9 @@ def summary(records: list[dict]) -> str:
     accuracy depend on the device it was budgeted on, so runs of two CPUs are never averaged together."""
     from edgebert.device.fingerprint import machine_name
 
+    everything = records + earlier_records()  # this code's runs and the earlier versions' kept in history/
     parts = []
-    for here, group in by_machine(records + earlier_records()):
+    for here, group in by_machine(everything):
         runs = [r for r in group if r in records]
         if not runs:
             continue
@@ -343,10 +344,10 @@ def summary(records: list[dict]) -> str:
             "Every recorded winner (this table's runs and the earlier versions', every machine, every strategy) by its "
             "attention width over hidden: SST-2 dev mean (winners; range). The backbone stage draws attention from "
             "half to all of hidden (`edgebert/search/space.py`, ATTENTION_SHARES) since these figures:\n\n"
-            + winners_table(records + earlier_records(), "attention / hidden", attention_class, ATTENTION_CLASSES) + "\n\n"
+            + winners_table(everything, "attention / hidden", attention_class, ATTENTION_CLASSES) + "\n\n"
             "The same winners by depth. A one-layer student ranks well under the short KD proxy and distils "
             "far below deeper ones at the same budget (the one-layer trap; `tools/proxy_rank.py` shows it too):\n\n"
-            + winners_table(records + earlier_records(), "layers", depth_class, DEPTH_CLASSES))
+            + winners_table(everything, "layers", depth_class, DEPTH_CLASSES))
 
 
 if __name__ == "__main__":

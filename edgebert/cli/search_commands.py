@@ -51,7 +51,8 @@ def cmd_search(args: argparse.Namespace) -> None:
     cfg = SearchConfig(teacher=args.teacher, task=args.task, data=args.data, out=str(out), budget_ms=args.budget_ms,
                        speedup=args.speedup, table=args.table, storage=args.storage, trials=args.trials,
                        workers=args.workers, seed=args.seed, quick=args.quick, strategy=args.strategy,
-                       space_file=args.space, min_layers=args.min_layers, compare_with=None if args.compare_with == "none" else args.compare_with)
+                       space_file=args.space, min_layers=args.min_layers,
+                       compare_with=None if args.compare_with == "none" else args.compare_with)
     result = search(cfg, say=progress(args))
 
     def human(r):

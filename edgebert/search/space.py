@@ -115,9 +115,10 @@ class BackboneStage(Stage):
         # A share, not a head count: Optuna's choices stay fixed per parameter while the heads a
         # hidden size allows change with it.
         if not 1 <= self.min_layers <= lim.layers:
-            raise EdgebertError(f"--min-layers must lie in 1..{lim.layers} (the teacher's layers), not {self.min_layers}")
-        return {"layers": list(range(self.min_layers, lim.layers + 1)), "hidden": hidden, "attention": list(ATTENTION_SHARES),
-                "inner_ratio": ratios}
+            raise EdgebertError(f"--min-layers must lie in 1..{lim.layers} (the teacher's layers), "
+                                f"not {self.min_layers}")
+        return {"layers": list(range(self.min_layers, lim.layers + 1)), "hidden": hidden,
+                "attention": list(ATTENTION_SHARES), "inner_ratio": ratios}
 
     def heads(self, hidden: int, share: float) -> int:
         """Heads of the teacher's head size nearest to share x hidden wide, within the teacher's count."""
