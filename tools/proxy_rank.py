@@ -93,7 +93,11 @@ def main() -> None:
         (RESULTS / "history").mkdir(exist_ok=True)
         from edgebert.device.fingerprint import machine_tag
 
-        path.replace(RESULTS / "history" / f"proxy_rank@{machine_tag(earlier['environment']['fingerprint'])}.json")
+        moved = RESULTS / "history" / f"proxy_rank@{machine_tag(earlier['environment']['fingerprint'])}.json"
+        if moved.exists():  # that machine's still earlier record is kept too: name this one by its last run's day
+            last = max(v.get("recorded", "") for v in kept.values())[:10]
+            moved = moved.with_name(f"{moved.stem}-{last}.json")
+        path.replace(moved)
         kept = {}
     record = {"environment": environment(), "speedup": args.speedup, "minutes": args.minutes, "seed": args.seed,
               "kinds": kept}
