@@ -5,8 +5,8 @@ read at several lengths, against stand-alone targets already distilled.
     python tools/proxy_steps.py [--steps 60 150 300 600] [--record FILE]   # ~15 min on the Zen 3 EPYC
     python tools/proxy_steps.py --summary-only                          # README section again
 
-The targets are the kd rows of a `tools/proxy_rank.py` record (default: the current one, else
-the newest in tools/results/history): each architecture's spec and its SST-2 dev accuracy after
+The targets are the kd rows of a `tools/proxy_rank.py` record (default: the newest kd rows,
+current or in tools/results/history): each architecture's spec and its SST-2 dev accuracy after
 the search's final recipe, per seed. Distilling them again would cost ~8 minutes each; the proxy
 costs seconds to a minute, so only the proxy is run here, with this checkout's teacher
 (runs/teacher-sst2). The record keeps the targets' device and this teacher's dev accuracy: when
@@ -19,6 +19,7 @@ each finishes, so a rerun skips the lengths done) and the README section `proxy_
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -35,13 +36,15 @@ def source_record(path: Path | None) -> Path:
         if not path.is_file():
             raise SystemExit(f"proxy_steps: --record {path}: no such file")
         return path.resolve()
-    current = RESULTS / "proxy_rank.json"
-    if current.is_file():
-        return current
-    history = sorted((RESULTS / "history").glob("proxy_rank@*.json"), key=lambda p: p.stat().st_mtime)
-    if not history:
-        raise SystemExit("proxy_steps: no tools/results/proxy_rank.json to take targets from; run tools/proxy_rank.py")
-    return history[-1]
+    # The newest kd rows, by the day they were recorded (a fresh clone's file times say nothing):
+    # the current record may hold only the supernet kind, its machine's kd rows moved to history.
+    records = [RESULTS / "proxy_rank.json", *(RESULTS / "history").glob("proxy_rank@*.json")]
+    with_kd = {p: kinds["kd"].get("recorded", "") for p in records if p.is_file()
+               and "kd" in (kinds := json.loads(p.read_text()).get("kinds", {}))}
+    if not with_kd:
+        raise SystemExit("proxy_steps: no proxy_rank record with kd rows to take targets from; "
+                         "run tools/proxy_rank.py --kinds kd")
+    return max(with_kd, key=with_kd.get)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from edgebert import data, zoo
 from edgebert.arch import SPACE, ArchSpec
@@ -185,21 +185,36 @@ def budget_of(cfg: SearchConfig, table: LatencyTable) -> tuple[float, float]:
     return budget, bert
 
 
-def check_inputs(cfg: SearchConfig) -> tuple[LatencyTable, float, float | None, data.Task]:
-    """Everything that can be refused before any heavy work: the table, the budget, the task."""
+class Inputs(NamedTuple):
+    """What `check_inputs` resolved, handed on to `build_context` so nothing is loaded twice."""
+
+    table: LatencyTable
+    budget_ms: float
+    bert_base_ms: float | None
+    task: data.Task
+    teacher: Any  # LoadedModel with a trained head
+
+
+def check_inputs(cfg: SearchConfig) -> Inputs:
+    """Everything that can be refused before any heavy work: the table, the budget, the task, the teacher."""
     table = resolve_table(cfg)
     budget, bert = budget_of(cfg, table)
     if cfg.speedup is not None and not cfg.compare_with:
         raise EdgebertError("--speedup is measured against bert-base: keep --compare-with bert-base")
-    return table, budget, bert, data.get_task(cfg.task)
+    task = data.get_task(cfg.task)
+    teacher = load_teacher(cfg.teacher, task)
+    depth = Limits.of(teacher.spec).layers
+    if cfg.min_layers > depth:  # budget_of knows only the space's 1..12
+        raise EdgebertError(f"--min-layers must lie in 1..{depth} (the teacher's layers), not {cfg.min_layers}")
+    return Inputs(table, budget, bert, task, teacher)
 
 
-def build_context(cfg: SearchConfig, *, progress: bool = True) -> SearchContext:
+def build_context(cfg: SearchConfig, *, progress: bool = True, inputs: Inputs | None = None) -> SearchContext:
     import time
 
     t0 = time.perf_counter()
-    table, budget, bert, task = check_inputs(cfg)
-    teacher = load_teacher(cfg.teacher, task)
+    table, budget, bert, task, teacher = inputs or check_inputs(cfg)
+    limits = Limits.of(teacher.spec)
     tokenizer = load_tokenizer(tokenizer_dir_of(teacher), teacher.spec, what=f"teacher {cfg.teacher}")
     train_all = data.load_task(task.name, cfg.data, "train")
     train_part, heldout = data.heldout_split(train_all, cfg.heldout_fraction, seed=0)
@@ -210,7 +225,7 @@ def build_context(cfg: SearchConfig, *, progress: bool = True) -> SearchContext:
     teacher_train = teacher_outputs(teacher.model, tkey, train_enc, needs(LossWeights(logits=1.0), ()),
                                     progress=progress)
     order = _teacher_order(teacher.model, train_enc, cfg.seed)
-    ctx = SearchContext(cfg, task, teacher, Limits.of(teacher.spec), table, budget, bert, train_enc, heldout_enc,
+    ctx = SearchContext(cfg, task, teacher, limits, table, budget, bert, train_enc, heldout_enc,
                         teacher_train, order)
     ctx.limit_ms = budget
     ctx.timings["context_s"] = round(time.perf_counter() - t0, 1)

@@ -322,7 +322,7 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
         raise EdgebertError(f"min_budget_use must lie in (0, 0.95], not {cfg.min_budget_use}")
     if cfg.space_file:
         load_space_file(cfg.space_file)  # bad input fails before any work
-    check_inputs(cfg)
+    inputs = check_inputs(cfg)
     storage = storage_for(cfg)
     cfg.out_path.mkdir(parents=True, exist_ok=True)
     state = load_state(cfg)
@@ -330,7 +330,7 @@ def search(cfg: SearchConfig, *, progress: bool = True, say: Callable[[str], Non
     _share_threads(cfg)
     say("preparing the teacher, the data and their caches")
     with timed(cfg, state, "context"):
-        ctx = build_context(cfg, progress=progress)
+        ctx = build_context(cfg, progress=progress, inputs=inputs)
     state["budget_ms"], state["bert_base_predicted_ms"] = ctx.budget_ms, ctx.bert_base_ms
     save_state(cfg, state)
     bert = f" (bert-base predicted {ctx.bert_base_ms:.1f} ms)" if ctx.bert_base_ms else ""

@@ -318,10 +318,13 @@ def test_bad_inputs_get_one_line(tiny_teacher, tiny_glue, tiny_table, tmp_path):
         (base + ["--budget-ms", "3", "--storage", "postgresql://nobody@127.0.0.1:9/none"], "is unreachable"),
         (base + ["--budget-ms", "3", "--space", str(bad_space)], "expressions[1]: invalid MLP expression"),
         ([a if a != str(tiny_table) else str(lacking) for a in base] + ["--budget-ms", "3"], "lacks entries"),
+        # within the space's 1..12 but deeper than the two-layer teacher: refused before its caches are built
+        (base + ["--budget-ms", "10", "--min-layers", "3"], "--min-layers must lie in 1..2 (the teacher's layers), not 3"),
     ]
     for args, fragment in cases:
         r = subprocess.run([sys.executable, "-m", "edgebert.cli.main", *args], capture_output=True, text=True)
         _one_line(r, fragment)
+        assert not (tmp_path / "s").exists(), args  # nothing half-written
 
 
 class _Timed:
