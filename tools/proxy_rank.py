@@ -3,6 +3,7 @@ distilled scores over >= 8 architectures (goal: tau >= 0.5).
 
     python tools/proxy_rank.py                          # 8 + 8 architectures, ~75 min
     python tools/proxy_rank.py --kinds kd --count 8     # the short-KD proxy only, ~35 min
+    python tools/proxy_rank.py --summary-only           # README section again, from the records
 
 Two proxies, as the search uses them:
 - kd: the backbone and structure stages' proxy (extraction from the teacher, `proxy_steps`
@@ -32,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from finetune_teacher import GLUE, REPO, RESULTS, environment, publish  # noqa: E402
+from finetune_teacher import GLUE, REPO, RESULTS, environment, publish, republish  # noqa: E402
 
 
 def draw(stage, ctx, count: int, seed: int) -> list:
@@ -66,7 +67,11 @@ def main() -> None:
     ap.add_argument("--search", type=Path, default=REPO / "runs" / "search-sst2-20x-seed0")
     ap.add_argument("--data", type=Path, default=GLUE)
     ap.add_argument("--out-root", type=Path, default=REPO / "runs" / "proxy-rank")
+    ap.add_argument("--summary-only", action="store_true", help="rewrite the README section from the records")
     args = ap.parse_args()
+    if args.summary_only:
+        republish(RESULTS / "proxy_rank.json", "proxy_rank", table)
+        return
 
     import numpy as np
     from scipy.stats import kendalltau
@@ -175,18 +180,34 @@ def same_machine(record: dict) -> bool:
     return machine_key(record["environment"]["fingerprint"]) == machine_key(fingerprint(2))
 
 
+def kept_records(current: dict) -> list[dict]:
+    """This machine's record and every earlier one kept in tools/results/history, oldest first."""
+    import json
+
+    earlier = [json.loads(p.read_text()) for p in sorted((RESULTS / "history").glob("proxy_rank@*.json"))]
+    return sorted([*(r for r in earlier if r != current), current], key=lambda r: min(v.get("recorded", "") for v in r["kinds"].values()))
+
+
+def short_device(device: str) -> str:
+    """'AMD EPYC [25/17/1, L3 32 MiB], 2C/2T, ...' -> 'AMD EPYC [25/17/1, L3 32 MiB]' (the CPU alone)."""
+    return device.split("], ")[0] + "]" if "], " in device else device.split(", ")[0]
+
+
 def table(record: dict) -> str:
-    lines = [f"`python tools/proxy_rank.py` — each architecture distilled stand-alone by the search's final recipe, "
-             f"SST-2 dev; {record['environment']['device']}", "",
-             "| proxy | architectures | budget | stand-alone minutes each | seeds each | Kendall τ (vs the seeds' mean) | p "
-             "| τ vs seed 0 alone | τ of the held-out KL | τ seed 0 vs seed 1 (the target's own) | proxy cost per architecture |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["`python tools/proxy_rank.py` — each architecture distilled stand-alone by the search's final recipe, "
+             "SST-2 dev; every record kept, oldest first (earlier ones in tools/results/history)", "",
+             "| recorded | machine | proxy | architectures | budget | stand-alone minutes each | seeds each "
+             "| Kendall τ (vs the seeds' mean) | p | τ vs seed 0 alone | τ of the held-out KL "
+             "| τ seed 0 vs seed 1 (the target's own) | proxy cost per architecture |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-    for kind, v in sorted(record["kinds"].items()):
-        cost = sum(r["proxy_s"] for r in v["rows"]) / len(v["rows"])
-        lines.append(f"| {kind} | {len(v['rows'])} | 1/{v['speedup']:g} | {v['minutes']:g} | {v.get('target_seeds', 1)} | "
-                     f"{v['tau']:.3f} | {v['p_value']:.3f} | {fmt(v.get('tau_seed0'))} | {fmt(v.get('tau_kl'))} | "
-                     f"{fmt(v.get('tau_seeds'))} | {cost:.1f} s |")
+    for one in kept_records(record):
+        for kind, v in sorted(one["kinds"].items(), key=lambda kv: kv[1].get("recorded", "")):
+            cost = sum(r["proxy_s"] for r in v["rows"]) / len(v["rows"])
+            lines.append(f"| {v.get('recorded', '')[:10]} | {short_device(one['environment']['device'])} | {kind} | "
+                         f"{len(v['rows'])} | 1/{v['speedup']:g} | {v['minutes']:g} | {v.get('target_seeds', 1)} | "
+                         f"{v['tau']:.3f} | {v['p_value']:.3f} | {fmt(v.get('tau_seed0'))} | {fmt(v.get('tau_kl'))} | "
+                         f"{fmt(v.get('tau_seeds'))} | {cost:.1f} s |")
     for kind, v in sorted(record["kinds"].items()):
         if v.get("tau_variants"):
             lines += ["", f"Other short KD runs as the {kind} proxy, on the same architectures and targets (the search's: "
