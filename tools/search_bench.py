@@ -140,7 +140,8 @@ def paired_table(records: list[dict]) -> str:
     final-distillation seed). Differences of SST-2 dev accuracy pool fairly over machines where the
     accuracies themselves would not; per budget and over all: pairs, mean difference with a 95 %
     t-interval, and how many pairs the search won, tied and lost. Only runs of this code's space and
-    verification count (strategy_of)."""
+    verification count (strategy_of); a search restricted by --min-layers meets the hand design and the
+    random search of its own restricted space."""
     import statistics
 
     from scipy import stats
@@ -150,25 +151,28 @@ def paired_table(records: list[dict]) -> str:
     def key(r: dict) -> tuple:
         return machine_key(r["environment"]["fingerprint"]), r["speedup"], r["quick"], r["seed"]
 
-    searched = {key(r): accuracy(r) for r in records if strategy_of(r) == "progressive"}
-    lines = ["| search against | budget | pairs | mean difference, points | 95 % interval | search better / tie / worse |",
-             "|---|---|---:|---:|---|---|"]
-    for other in ("hand", "random"):
-        diffs = [(k, 100 * (searched[k] - accuracy(r))) for r in records
-                 if strategy_of(r) == other and (k := key(r)) in searched]
-        budgets = sorted({k[1:3] for k, _ in diffs})
-        for budget, label in [(b, budget_label(*b)) for b in budgets] + [(None, "all")]:
-            d = [v for k, v in diffs if budget is None or k[1:3] == budget]
-            if budget is None and len(budgets) < 2:
-                continue
-            mean = statistics.mean(d)
-            if len(d) > 1:
-                half = stats.t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / len(d) ** 0.5
-                interval = f"{mean - half:+.2f} to {mean + half:+.2f}"
-            else:
-                interval = "—"
-            tally = f"{sum(v > 0 for v in d)} / {sum(v == 0 for v in d)} / {sum(v < 0 for v in d)}"
-            lines.append(f"| {other} | {label} | {len(d)} | {mean:+.2f} | {interval} | {tally} |")
+    lines = ["| search | against | budget | pairs | mean difference, points | 95 % interval | search better / tie / worse |",
+             "|---|---|---|---:|---:|---|---|"]
+    # The default space, then each restricted one (--min-layers) against its own random search.
+    spaces = sorted({s for r in records if (s := strategy_of(r)).startswith("progressive (≥")})
+    for search in ("progressive", *spaces):
+        searched = {key(r): accuracy(r) for r in records if strategy_of(r) == search}
+        for other in ("hand", search.replace("progressive", "random")):
+            diffs = [(k, 100 * (searched[k] - accuracy(r))) for r in records
+                     if strategy_of(r) == other and (k := key(r)) in searched]
+            budgets = sorted({k[1:3] for k, _ in diffs})
+            for budget, label in [(b, budget_label(*b)) for b in budgets] + [(None, "all")]:
+                d = [v for k, v in diffs if budget is None or k[1:3] == budget]
+                if budget is None and len(budgets) < 2:
+                    continue
+                mean = statistics.mean(d)
+                if len(d) > 1:
+                    half = stats.t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / len(d) ** 0.5
+                    interval = f"{mean - half:+.2f} to {mean + half:+.2f}"
+                else:
+                    interval = "—"
+                tally = f"{sum(v > 0 for v in d)} / {sum(v == 0 for v in d)} / {sum(v < 0 for v in d)}"
+                lines.append(f"| {search} | {other} | {label} | {len(d)} | {mean:+.2f} | {interval} | {tally} |")
     return "\n".join(lines)
 
 

@@ -7,7 +7,8 @@ atomically after every timing window to `<out>.partial`, so `--resume` after a
 crash, even `kill -9`, continues where it stopped and measures nothing twice):
 
 1. the graph-optimization decision: bert-base exported with and without ORT's
-   offline transformer fusion, timed interleaved in five windows; fusion must
+   offline transformer fusion, timed interleaved in five windows (the quick grid: a
+   6-layer model of the same operations, three windows); fusion must
    win by 3 % in the median window, and every micro-model is exported the same way;
 2. the grid's micro-models (latency/micro.py), a few dozen per window, each
    window a fresh worker subprocess with its own canary; an entry's cost is its
@@ -91,9 +92,11 @@ class Grid:
     op_widths: list[int]
     calibration: list[str] = field(default_factory=lambda: list(CALIBRATION_MODELS))
     passes: int = PASSES  # windows per entry (units with `passes` > 1 get that multiple)
-    # The graph-optimization decision times this zoo model both ways. bert-base is what searches are
-    # budgeted against; the quick grid takes a 6-layer model of the same ops (~5x cheaper: 80 s -> 50 s).
+    # The graph-optimization decision times this zoo model both ways, in this many windows. bert-base is
+    # what searches are budgeted against; the quick grid takes a 6-layer model of the same ops (~5x
+    # cheaper: 80 s -> 50 s) in three windows (the Zen 4 EPYC's quick grid took 67 s deciding in five).
     decision_model: str = "bert-base"
+    decision_windows: int = 5
 
     def entries(self) -> Iterator[tuple[str, str | None, dict]]:
         for kind in ("standard", "factorized", "trigram"):
@@ -136,6 +139,7 @@ def quick_grid() -> Grid:
         name="quick", hidden=[128, 384, 768], heads=[1, 12], head_size=[32, 64], inner=[32, 384, 3072],
         embedding_sizes=[64, 128], act_widths=[32, 3072], op_widths=[32, 3072],
         calibration=["tinybert-4", "efficientbert-tiny"], passes=2, decision_model="minilm-l6-h384",
+        decision_windows=3,
     )
 
 
@@ -153,9 +157,9 @@ def load_grid(name_or_file: str) -> Grid:
         raise EdgebertError(f"{p}: a grid file is an object with keys among {sorted(fields)}")
     base = asdict(default_grid())
     for k, v in d.items():
-        if k == "passes":
+        if k in ("passes", "decision_windows"):
             if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 20:
-                raise EdgebertError(f"{p}: grid field 'passes' must be an integer from 1 to 20")
+                raise EdgebertError(f"{p}: grid field {k!r} must be an integer from 1 to 20")
             base[k] = v
             continue
         if k == "decision_model":
@@ -355,7 +359,7 @@ def profile(
         if graph_optimization == "measure":
             say(f"deciding the graph optimization ({g.decision_model} with and without ORT's transformer fusion)")
             data["graph_optimization"] = _decide_graph_optimization(
-                runner, policy, precision, seq_lens[0], batch, g.decision_model)
+                runner, policy, precision, seq_lens[0], batch, g.decision_model, g.decision_windows)
         elif graph_optimization in GRAPH_OPTIMIZATIONS:
             data["graph_optimization"] = {"decision": graph_optimization, "imposed": True}
         else:
@@ -492,8 +496,8 @@ def spread_limit(earlier: list[float]) -> float:
 FUSION_MARGIN = 0.03
 
 
-def _decide_graph_optimization(runner, policy, precision, seq, batch, model: str) -> dict:
-    """Time `model` (the grid's decision model) exported both ways, interleaved, in five windows. Fusion must win by
+def _decide_graph_optimization(runner, policy, precision, seq, batch, model: str, windows: int) -> dict:
+    """Time `model` (the grid's decision model) exported both ways, interleaved, in `windows` windows. Fusion must win by
     FUSION_MARGIN in the median window: within the machine's noise a tie keeps the plain graph (the
     default). The two graphs run in the same windows, so each window's ratio of their medians is free
     of the machine's speed; their canary-normalised figures once read fusion 7 % faster while the raw
@@ -505,7 +509,7 @@ def _decide_graph_optimization(runner, policy, precision, seq, batch, model: str
         _, path = cached_export(model, int8=precision == "int8", graph_optimization=decision)
         workloads.append(Workload(decision, path, model_inputs(spec, batch, seq)))
     report = measure(workloads, runner=runner, policy=TimingPolicy(threads=policy.threads, spinning=policy.spinning,
-                                                                    warmup=2, runs=10, rounds=5, windows=5))
+                                                                    warmup=2, runs=10, rounds=5, windows=windows))
     medians = {d: report[d].median_ms for d in GRAPH_OPTIMIZATIONS}
     normalised = {d: report[d].normalised for d in GRAPH_OPTIMIZATIONS}
     ratios = [f / n for f, n in zip(report["fusion"].window_median_ms, report["none"].window_median_ms)]

@@ -159,6 +159,7 @@ def test_bad_inputs_get_one_line(tmp_path, grid_file, resumed_table):
 @pytest.mark.parametrize("field, value, fragment", [
     ("passes", 0, "'passes' must be an integer from 1 to 20"),
     ("passes", True, "'passes' must be an integer from 1 to 20"),
+    ("decision_windows", 0, "'decision_windows' must be an integer from 1 to 20"),
     ("decision_model", 7, "'decision_model' must be a zoo name"),
     ("decision_model", "no-such-model", "no-such-model"),
     ("hidden", [], "must be a non-empty list"),
@@ -179,6 +180,7 @@ def test_a_grid_file_keeps_its_fields():
     from edgebert.latency.profiler import load_grid, quick_grid
 
     assert quick_grid().decision_model == "minilm-l6-h384" and load_grid("default").decision_model == "bert-base"
+    assert quick_grid().decision_windows == 3 and load_grid("default").decision_windows == 5
 
 
 def test_the_spread_bar_follows_a_noisy_machines_usual_and_never_drops_below_the_floor():
