@@ -19,11 +19,12 @@ def _record(machine: str, strategy: str, speedup: float, seed: int, accuracy: fl
             "best": {"dev": {"accuracy": accuracy}}}
 
 
-def _rows(table: str) -> dict[tuple[str, str], list[str]]:
+def _rows(table: str) -> dict[tuple[str, str, str], list[str]]:
+    """(search, against, budget) -> [pairs, mean, interval, tally]."""
     out = {}
     for line in table.splitlines()[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
-        out[(cells[0], cells[1])] = cells[2:]
+        out[tuple(cells[:3])] = cells[3:]
     return out
 
 
@@ -37,17 +38,24 @@ def test_paired_table_pairs_by_machine_budget_and_seed():
         _record("cpu A", "random", 40, 0, 0.80),
         {**_record("cpu A", "progressive", 40, 2, 0.99), "space_version": 1},  # an earlier space: left out
         _record("cpu A", "hand", 40, 2, 0.50),
+        # A search restricted to >= 2 layers meets the hand design and its own space's random search only.
+        {**_record("cpu A", "progressive", 40, 0, 0.87), "min_layers": 2},
+        {**_record("cpu A", "random", 40, 0, 0.84), "min_layers": 2},
     ]
     rows = _rows(search_bench.paired_table(records))
     # 1/40: +1, -2, 0 points; 1/20: +2; all four: mean +0.25.
-    assert rows[("hand", "1/40 (quick)")][:2] == ["3", "-0.33"]
-    assert rows[("hand", "1/40 (quick)")][3] == "1 / 1 / 1"
-    assert rows[("hand", "1/20")] == ["1", "+2.00", "—", "1 / 0 / 0"]
-    assert rows[("hand", "all")][:2] == ["4", "+0.25"]
-    low, high = (float(x) for x in rows[("hand", "all")][2].split(" to "))
+    assert rows[("progressive", "hand", "1/40 (quick)")][:2] == ["3", "-0.33"]
+    assert rows[("progressive", "hand", "1/40 (quick)")][3] == "1 / 1 / 1"
+    assert rows[("progressive", "hand", "1/20")] == ["1", "+2.00", "—", "1 / 0 / 0"]
+    assert rows[("progressive", "hand", "all")][:2] == ["4", "+0.25"]
+    low, high = (float(x) for x in rows[("progressive", "hand", "all")][2].split(" to "))
     assert low < 0.25 < high
-    assert rows[("random", "1/40 (quick)")] == ["1", "+6.00", "—", "1 / 0 / 0"]
-    assert ("random", "all") not in rows  # one budget: no pooled row
+    assert rows[("progressive", "random", "1/40 (quick)")] == ["1", "+6.00", "—", "1 / 0 / 0"]
+    assert ("progressive", "random", "all") not in rows  # one budget: no pooled row
+    restricted = "progressive (≥ 2 layers)"
+    assert rows[(restricted, "hand", "1/40 (quick)")] == ["1", "+2.00", "—", "1 / 0 / 0"]
+    assert rows[(restricted, "random (≥ 2 layers)", "1/40 (quick)")] == ["1", "+3.00", "—", "1 / 0 / 0"]
+    assert not any(k[0] == restricted and k[1] == "random" for k in rows)
 
 
 def test_price_winners_summary_reads_priced_over_measured_shares():
