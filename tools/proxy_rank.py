@@ -185,7 +185,8 @@ def kept_records(current: dict) -> list[dict]:
     import json
 
     earlier = [json.loads(p.read_text()) for p in sorted((RESULTS / "history").glob("proxy_rank@*.json"))]
-    return sorted([*(r for r in earlier if r != current), current], key=lambda r: min(v.get("recorded", "") for v in r["kinds"].values()))
+    first_day = lambda r: min(v.get("recorded", "") for v in r["kinds"].values())  # noqa: E731
+    return sorted([*(r for r in earlier if r != current), current], key=first_day)
 
 
 def short_device(device: str) -> str:

@@ -203,9 +203,8 @@ def check_inputs(cfg: SearchConfig) -> Inputs:
         raise EdgebertError("--speedup is measured against bert-base: keep --compare-with bert-base")
     task = data.get_task(cfg.task)
     teacher = load_teacher(cfg.teacher, task)
-    depth = Limits.of(teacher.spec).layers
-    if cfg.min_layers > depth:  # budget_of knows only the space's 1..12
-        raise EdgebertError(f"--min-layers must lie in 1..{depth} (the teacher's layers), not {cfg.min_layers}")
+    # The backbone stage's own check of the teacher's depth and width (budget_of knows only the space's 1..12).
+    BackboneStage(Limits.of(teacher.spec), min_layers=cfg.min_layers).choices()
     return Inputs(table, budget, bert, task, teacher)
 
 
@@ -214,7 +213,6 @@ def build_context(cfg: SearchConfig, *, progress: bool = True, inputs: Inputs | 
 
     t0 = time.perf_counter()
     table, budget, bert, task, teacher = inputs or check_inputs(cfg)
-    limits = Limits.of(teacher.spec)
     tokenizer = load_tokenizer(tokenizer_dir_of(teacher), teacher.spec, what=f"teacher {cfg.teacher}")
     train_all = data.load_task(task.name, cfg.data, "train")
     train_part, heldout = data.heldout_split(train_all, cfg.heldout_fraction, seed=0)
@@ -225,7 +223,7 @@ def build_context(cfg: SearchConfig, *, progress: bool = True, inputs: Inputs | 
     teacher_train = teacher_outputs(teacher.model, tkey, train_enc, needs(LossWeights(logits=1.0), ()),
                                     progress=progress)
     order = _teacher_order(teacher.model, train_enc, cfg.seed)
-    ctx = SearchContext(cfg, task, teacher, limits, table, budget, bert, train_enc, heldout_enc,
+    ctx = SearchContext(cfg, task, teacher, Limits.of(teacher.spec), table, budget, bert, train_enc, heldout_enc,
                         teacher_train, order)
     ctx.limit_ms = budget
     ctx.timings["context_s"] = round(time.perf_counter() - t0, 1)
