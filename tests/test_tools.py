@@ -10,13 +10,13 @@ search_bench = pytest.importorskip("search_bench")
 
 
 def _record(machine: str, strategy: str, speedup: float, seed: int, accuracy: float) -> dict:
-    from edgebert.search.space import SPACE_VERSION
+    from edgebert.search.space import DEFAULT_MIN_LAYERS, SPACE_VERSION
     from edgebert.search.verify import VERIFY_VERSION
 
     fp = {"cpu_model": machine, "physical_cores": 2, "isa": {"avx2": True}, "onnxruntime": "1.31.1"}
     return {"environment": {"fingerprint": fp}, "strategy": strategy, "speedup": speedup, "quick": speedup != 20,
             "seed": seed, "space_version": SPACE_VERSION, "verify_version": VERIFY_VERSION,
-            "best": {"dev": {"accuracy": accuracy}}}
+            "min_layers": DEFAULT_MIN_LAYERS, "best": {"dev": {"accuracy": accuracy}}}
 
 
 def _rows(table: str) -> dict[tuple[str, str, str], list[str]]:
@@ -38,9 +38,10 @@ def test_paired_table_pairs_by_machine_budget_and_seed():
         _record("cpu A", "random", 40, 0, 0.80),
         {**_record("cpu A", "progressive", 40, 2, 0.99), "space_version": 1},  # an earlier space: left out
         _record("cpu A", "hand", 40, 2, 0.50),
-        # A search restricted to >= 2 layers meets the hand design and its own space's random search only.
-        {**_record("cpu A", "progressive", 40, 0, 0.87), "min_layers": 2},
-        {**_record("cpu A", "random", 40, 0, 0.84), "min_layers": 2},
+        # A search with another depth floor (here a run made before the setting existed: one layer)
+        # meets the hand design and its own space's random search only.
+        {k: v for k, v in _record("cpu A", "progressive", 40, 0, 0.87).items() if k != "min_layers"},
+        {**_record("cpu A", "random", 40, 0, 0.84), "min_layers": 1},
     ]
     rows = _rows(search_bench.paired_table(records))
     # 1/40: +1, -2, 0 points; 1/20: +2; all four: mean +0.25.
@@ -52,10 +53,10 @@ def test_paired_table_pairs_by_machine_budget_and_seed():
     assert low < 0.25 < high
     assert rows[("progressive", "random", "1/40 (quick)")] == ["1", "+6.00", "—", "1 / 0 / 0"]
     assert ("progressive", "random", "all") not in rows  # one budget: no pooled row
-    restricted = "progressive (≥ 2 layers)"
-    assert rows[(restricted, "hand", "1/40 (quick)")] == ["1", "+2.00", "—", "1 / 0 / 0"]
-    assert rows[(restricted, "random (≥ 2 layers)", "1/40 (quick)")] == ["1", "+3.00", "—", "1 / 0 / 0"]
-    assert not any(k[0] == restricted and k[1] == "random" for k in rows)
+    shallow = "progressive (≥ 1 layer)"
+    assert rows[(shallow, "hand", "1/40 (quick)")] == ["1", "+2.00", "—", "1 / 0 / 0"]
+    assert rows[(shallow, "random (≥ 1 layer)", "1/40 (quick)")] == ["1", "+3.00", "—", "1 / 0 / 0"]
+    assert not any(k[0] == shallow and k[1] == "random" for k in rows)
 
 
 def test_price_winners_summary_reads_priced_over_measured_shares():

@@ -8,7 +8,8 @@ distilled scores over >= 8 architectures (goal: tau >= 0.5).
 Two proxies, as the search uses them:
 - kd: the backbone and structure stages' proxy (extraction from the teacher, `proxy_steps`
   of KD, metric on the held-out split of the training data) over architectures drawn at
-  random from the whole space (backbone, MLP expressions, dimensions) under the 1/X budget;
+  random from the search's default space (backbone, MLP expressions, dimensions; two layers
+  or more since 2026-12-07, records before that from one) under the 1/X budget;
 - supernet: the dimension stage's proxy (a sub-network sliced from the warmed-up supernet,
   no training) over dimension points of the structure the search chose. It needs a
   finished search in --search (default runs/search-sst2-20x-seed0, from
@@ -109,7 +110,7 @@ def main() -> None:
     teacher_heldout = predict(ctx.teacher.model, ctx.heldout_enc)  # (N, C), for the KL reading
     for kind in args.kinds:
         if kind == "kd":
-            specs = draw(JointRandomStage(ctx.limits, structure_pool(cfg)), ctx, args.count, args.seed)
+            specs = draw(JointRandomStage(ctx.limits, structure_pool(cfg), cfg.min_layers), ctx, args.count, args.seed)
 
             def proxy(spec):
                 logits = ctx.proxy_logits(spec)
@@ -145,6 +146,7 @@ def main() -> None:
                   + " ".join(f"{d:.4f}" for d in devs))
         tau, p = kendalltau([r["proxy"] for r in rows], [r["dev"] for r in rows])
         result = {"tau": tau, "p_value": p, "rows": rows, "minutes": args.minutes, "speedup": args.speedup,
+                  "min_layers": cfg.min_layers,  # the kd architectures' depth floor (records without it: 1)
                   "target_seeds": args.target_seeds, "recorded": time.strftime("%Y-%m-%d %H:%M")}
         if kind == "kd":  # lower KL is better: ranked by -KL
             result["tau_kl"] = kendalltau([-r["proxy_kl"] for r in rows], [r["dev"] for r in rows])[0]

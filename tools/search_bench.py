@@ -3,14 +3,15 @@
     python tools/search_bench.py --speedup 20                 # the default search (<= 60 min target)
     python tools/search_bench.py --speedup 10 40 --quick      # the other budgets, quick settings
     python tools/search_bench.py --speedup 40 --quick --seeds 0 1 2 --reverify   # finished runs, verified again
-    python tools/search_bench.py --speedup 40 --quick --min-layers 2   # no one-layer candidates
+    python tools/search_bench.py --speedup 40 --quick --min-layers 1   # one-layer candidates too (the default: 2)
 
 Each run is `edgebert search` with the fine-tuned teacher (runs/teacher-sst2, from
 tools/finetune_teacher.py) on the machine's shipped fp32 2-thread seq-128 table.
 Recorded per run: the winner, its predicted latency, its latency measured beside
 bert-base in one interleaved window (and whether the ratio lies in [0.9/X, 1/X]),
 its SST-2 dev accuracy after the final distillation, and the wall time. Results go
-to tools/results/search/<X>x[_quick][_random][_min<N>layers]-seed<S>.json and the README section `search`,
+to tools/results/search/<X>x[_quick][_random][_min<N>layers]-seed<S>.json (no _min part: one layer, as
+every run before the default became two) and the README section `search`,
 which lists every recorded run.
 """
 
@@ -64,17 +65,18 @@ VERIFICATION_SUFFIX = {1: "first-fit"}
 
 
 def strategy_of(r: dict) -> str:
-    """The run's strategy, marked when it searched an earlier version of the space, or verified its
-    candidates the earlier way (the hand family has its own measurement)."""
-    from edgebert.search.space import SPACE_VERSION
+    """The run's strategy, marked when it searched an earlier version of the space, with another
+    --min-layers than today's default, or verified its candidates the earlier way (the hand family
+    has its own measurement)."""
+    from edgebert.search.space import DEFAULT_MIN_LAYERS, SPACE_VERSION
     from edgebert.search.verify import VERIFY_VERSION
 
     if r["strategy"] not in ("progressive", "random"):
         return r["strategy"]
-    if (layers := r.get("min_layers", 1)) != 1:
-        return f"{r['strategy']} (≥ {layers} layers)"
-    if (space := r.get("space_version", 1)) != SPACE_VERSION:
+    if (space := r.get("space_version", 1)) != SPACE_VERSION:  # (earlier spaces had no --min-layers: one layer)
         return f"{r['strategy']} ({EARLIER_SPACES[space]})"
+    if (layers := r.get("min_layers", 1)) != DEFAULT_MIN_LAYERS:
+        return f"{r['strategy']} (≥ {layers} layer{'s' if layers > 1 else ''})"
     if (verification := r.get("verify_version", 1)) != VERIFY_VERSION:
         return f"{r['strategy']} ({EARLIER_VERIFICATION[verification]})"
     return r["strategy"]
@@ -140,8 +142,8 @@ def paired_table(records: list[dict]) -> str:
     final-distillation seed). Differences of SST-2 dev accuracy pool fairly over machines where the
     accuracies themselves would not; per budget and over all: pairs, mean difference with a 95 %
     t-interval, and how many pairs the search won, tied and lost. Only runs of this code's space and
-    verification count (strategy_of); a search restricted by --min-layers meets the hand design and the
-    random search of its own restricted space."""
+    verification count (strategy_of); a search with another --min-layers than the default meets the hand
+    design and the random search of its own space."""
     import statistics
 
     from scipy import stats
@@ -153,7 +155,7 @@ def paired_table(records: list[dict]) -> str:
 
     lines = ["| search | against | budget | pairs | mean difference, points | 95 % interval | search better / tie / worse |",
              "|---|---|---|---:|---:|---|---|"]
-    # The default space, then each restricted one (--min-layers) against its own random search.
+    # The default space, then each other depth floor (--min-layers) against its own random search.
     spaces = sorted({s for r in records if (s := strategy_of(r)).startswith("progressive (≥")})
     for search in ("progressive", *spaces):
         searched = {key(r): accuracy(r) for r in records if strategy_of(r) == search}
@@ -213,12 +215,14 @@ def winners_table(records: list[dict], title: str, classify, classes: tuple[str,
 
 
 def main() -> None:
+    from edgebert.search.space import DEFAULT_MIN_LAYERS
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--speedup", type=float, nargs="+", default=[20.0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--strategy", choices=("progressive", "random"), default="progressive")
-    ap.add_argument("--min-layers", type=int, default=1, help="search --min-layers (runs recorded apart)")
+    ap.add_argument("--min-layers", type=int, default=DEFAULT_MIN_LAYERS, help="search --min-layers (runs recorded apart)")
     ap.add_argument("--teacher", type=Path, default=REPO / "runs" / "teacher-sst2")
     ap.add_argument("--data", type=Path, default=GLUE)
     ap.add_argument("--summary-only", action="store_true", help="only rebuild the README table from recorded runs")

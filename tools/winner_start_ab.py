@@ -49,7 +49,7 @@ def main() -> None:
     for run in args.runs:
         # The run's own settings; teacher and data where they are now (runs may have moved).
         settings = json.loads((run / CONFIG_FILE).read_text())
-        cfg = SearchConfig(**{**settings, "teacher": str(args.teacher), "data": str(args.data), "out": str(run)})
+        cfg = SearchConfig.from_saved({**settings, "teacher": str(args.teacher), "data": str(args.data), "out": str(run)})
         state = json.loads((run / STATE_FILE).read_text())
         ctx = build_context(cfg, progress=False)
         best = state["verify"]["winner"]

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from edgebert.cli.common import add_command, emit, progress
+from edgebert.search.space import DEFAULT_MIN_LAYERS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", default="progressive", choices=["progressive", "random"],
                    help="progressive (default) or the random-search baseline")
     p.add_argument("--space", default=None, help="JSON file {\"expressions\": [...]}: the structure stage's pool")
-    p.add_argument("--min-layers", type=int, default=1,
-                   help="fewest encoder layers a candidate may have (default 1; 2 avoids the one-layer trap, README)")
+    p.add_argument("--min-layers", type=int, default=DEFAULT_MIN_LAYERS,
+                   help=f"fewest encoder layers a candidate may have (default {DEFAULT_MIN_LAYERS}: one-layer students "
+                        "rate well on the short proxy and distil badly, README 'the one-layer trap')")
     p.add_argument("--compare-with", default="bert-base",
                    help="zoo model measured beside the winner (default bert-base; 'none' with --budget-ms)")
 

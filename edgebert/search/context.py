@@ -28,7 +28,7 @@ from edgebert.errors import EdgebertError
 from edgebert.importance import UnitOrder, rank_units
 from edgebert.latency.predictor import predict as predict_latency
 from edgebert.latency.table import LatencyTable, TableError
-from edgebert.search.space import SPACE_VERSION, BackboneStage, Limits
+from edgebert.search.space import DEFAULT_MIN_LAYERS, SPACE_VERSION, BackboneStage, Limits
 
 
 PROXY_LR = 2e-4  # the short KD run's learning rate (an extracted student starts near a good point)
@@ -52,7 +52,7 @@ class SearchConfig:
     quick: bool = False
     strategy: str = "progressive"  # progressive | random (the baseline: same trials, one joint random stage)
     space_file: str | None = None  # JSON {"expressions": [...]}: the structure stage's pool
-    min_layers: int = 1  # the fewest encoder layers a candidate may have (README: the one-layer trap)
+    min_layers: int = DEFAULT_MIN_LAYERS  # the fewest encoder layers a candidate may have (the one-layer trap)
     heldout_fraction: float = 0.1
     heldout_max: int = 1000  # held-out examples that score a candidate
     max_length: int = 64
@@ -76,13 +76,19 @@ class SearchConfig:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> "SearchConfig":
+        """The settings a run wrote (to_json). Runs made before --min-layers existed searched from one
+        layer and wrote no such field: they are read as one, not as today's default."""
+        return cls(**{"min_layers": 1, **saved})
+
     def key_settings(self) -> dict[str, Any]:
         """What a resumed run must share with the original (not how many workers run it), and the
         version of the space it searches."""
         d = asdict(self)
         for k in ("workers", "storage"):
             d.pop(k)
-        if d["min_layers"] == 1:  # the default, which runs made before the setting existed searched
+        if d["min_layers"] == 1:  # what runs made before the setting existed searched: they resume
             d.pop("min_layers")
         return {**d, "space_version": SPACE_VERSION}
 

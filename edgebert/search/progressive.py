@@ -288,7 +288,7 @@ def _start_worker(cfg: SearchConfig, stage: str, index: int) -> subprocess.Popen
 
 def worker_main(config_path: str, stage_name: str, index: int) -> int:
     """A worker process: the same context, the coordinator's state, trials on the shared study."""
-    cfg = SearchConfig(**json.loads(Path(config_path).read_text()))
+    cfg = SearchConfig.from_saved(json.loads(Path(config_path).read_text()))
     _share_threads(cfg)
     ctx = build_context(cfg, progress=False)
     state = load_state(cfg)

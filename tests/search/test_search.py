@@ -84,10 +84,19 @@ def test_min_layers_keeps_old_runs_resumable_and_prices_its_own_cheapest_point(t
     from edgebert.latency.table import LatencyTable
     from edgebert.search.context import budget_of
 
-    default, two = tiny_config(), tiny_config(min_layers=2)
-    assert "min_layers" not in default.key_settings()  # runs made before the setting existed resume
+    from edgebert.search.context import SearchConfig
+    from edgebert.search.space import DEFAULT_MIN_LAYERS
+
+    one, two = tiny_config(min_layers=1), tiny_config(min_layers=2)
+    assert "min_layers" not in one.key_settings()  # runs made before the setting existed (one layer) resume
     assert two.key_settings()["min_layers"] == 2
-    table = LatencyTable.load(default.table)
+    default = SearchConfig(teacher="t", task="sst2", data="d", out="o", budget_ms=1.0)
+    assert default.min_layers == DEFAULT_MIN_LAYERS == 2  # the one-layer trap (README)
+    assert default.key_settings()["min_layers"] == 2  # so a run of the old default does not resume as the new
+    saved = json.loads(one.to_json())
+    del saved["min_layers"]  # a run made before the setting existed
+    assert SearchConfig.from_saved(saved).min_layers == 1
+    table = LatencyTable.load(one.table)
     from edgebert.errors import EdgebertError
 
     budget_of(tiny_config(budget_ms=2.5), table)  # one layer fits 2.5 ms on the synthetic table (2.0)...
@@ -314,10 +323,11 @@ def test_bad_inputs_get_one_line(tiny_teacher, tiny_glue, tiny_table, tmp_path):
     lacking = tmp_path / "lacking.json"
     lacking.write_text(json.dumps(partial))
     cases = [
-        (base + ["--budget-ms", "0.5"], "below the cheapest point of the space (1L h128 1x32 standard: "),
-        (base + ["--budget-ms", "3", "--storage", "postgresql://nobody@127.0.0.1:9/none"], "is unreachable"),
-        (base + ["--budget-ms", "3", "--space", str(bad_space)], "expressions[1]: invalid MLP expression"),
-        ([a if a != str(tiny_table) else str(lacking) for a in base] + ["--budget-ms", "3"], "lacks entries"),
+        # the default depth floor, two layers: 3.0 ms on the synthetic table
+        (base + ["--budget-ms", "2.5"], "below the cheapest point of the space (2L h128 1x32 standard: "),
+        (base + ["--budget-ms", "4", "--storage", "postgresql://nobody@127.0.0.1:9/none"], "is unreachable"),
+        (base + ["--budget-ms", "4", "--space", str(bad_space)], "expressions[1]: invalid MLP expression"),
+        ([a if a != str(tiny_table) else str(lacking) for a in base] + ["--budget-ms", "4"], "lacks entries"),
         # within the space's 1..12 but deeper than the two-layer teacher: refused before its caches are built
         (base + ["--budget-ms", "10", "--min-layers", "3"], "--min-layers must lie in 1..2 (the teacher's layers), not 3"),
     ]
