@@ -81,10 +81,9 @@ def test_min_layers_bounds_every_backbone_and_random_point(min_layers):
 
 
 def test_min_layers_keeps_old_runs_resumable_and_prices_its_own_cheapest_point(tiny_config):
+    from edgebert.errors import EdgebertError
     from edgebert.latency.table import LatencyTable
-    from edgebert.search.context import budget_of
-
-    from edgebert.search.context import SearchConfig
+    from edgebert.search.context import SearchConfig, budget_of
     from edgebert.search.space import DEFAULT_MIN_LAYERS
 
     one, two = tiny_config(min_layers=1), tiny_config(min_layers=2)
@@ -97,8 +96,6 @@ def test_min_layers_keeps_old_runs_resumable_and_prices_its_own_cheapest_point(t
     del saved["min_layers"]  # a run made before the setting existed
     assert SearchConfig.from_saved(saved).min_layers == 1
     table = LatencyTable.load(one.table)
-    from edgebert.errors import EdgebertError
-
     budget_of(tiny_config(budget_ms=2.5), table)  # one layer fits 2.5 ms on the synthetic table (2.0)...
     with pytest.raises(EdgebertError, match=r"cheapest point of the space \(2L h128 1x32 standard"):
         budget_of(tiny_config(budget_ms=2.5, min_layers=2), table)  # ...two do not (3.0)
