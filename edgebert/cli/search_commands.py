@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from edgebert.cli.common import add_command, emit, progress
-from edgebert.search.space import DEFAULT_MIN_LAYERS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,8 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", default="progressive", choices=["progressive", "random"],
                    help="progressive (default) or the random-search baseline")
     p.add_argument("--space", default=None, help="JSON file {\"expressions\": [...]}: the structure stage's pool")
-    p.add_argument("--min-layers", type=int, default=DEFAULT_MIN_LAYERS,
-                   help=f"fewest encoder layers a candidate may have (default {DEFAULT_MIN_LAYERS}: one-layer students "
+    # None: the search's own default (search.space.DEFAULT_MIN_LAYERS), read without importing the
+    # search space into every command's start-up.
+    p.add_argument("--min-layers", type=int, default=None,
+                   help="fewest encoder layers a candidate may have (default 2: one-layer students "
                         "rate well on the short proxy and distil badly, README 'the one-layer trap')")
     p.add_argument("--compare-with", default="bert-base",
                    help="zoo model measured beside the winner (default bert-base; 'none' with --budget-ms)")
@@ -53,7 +54,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     cfg = SearchConfig(teacher=args.teacher, task=args.task, data=args.data, out=str(out), budget_ms=args.budget_ms,
                        speedup=args.speedup, table=args.table, storage=args.storage, trials=args.trials,
                        workers=args.workers, seed=args.seed, quick=args.quick, strategy=args.strategy,
-                       space_file=args.space, min_layers=args.min_layers,
+                       space_file=args.space, **({} if args.min_layers is None else {"min_layers": args.min_layers}),
                        compare_with=None if args.compare_with == "none" else args.compare_with)
     result = search(cfg, say=progress(args))
 

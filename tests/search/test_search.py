@@ -92,6 +92,9 @@ def test_min_layers_keeps_old_runs_resumable_and_prices_its_own_cheapest_point(t
     default = SearchConfig(teacher="t", task="sst2", data="d", out="o", budget_ms=1.0)
     assert default.min_layers == DEFAULT_MIN_LAYERS == 2  # the one-layer trap (README)
     assert default.key_settings()["min_layers"] == 2  # so a run of the old default does not resume as the new
+    usage = subprocess.run([sys.executable, "-m", "edgebert.cli.main", "search", "--help"], capture_output=True,
+                           text=True).stdout  # the CLI states the default without importing the space at start-up
+    assert f"(default {DEFAULT_MIN_LAYERS}:" in " ".join(usage.split())
     saved = json.loads(one.to_json())
     del saved["min_layers"]  # a run made before the setting existed
     assert SearchConfig.from_saved(saved).min_layers == 1
