@@ -68,14 +68,14 @@ def strategy_of(r: dict) -> str:
     """The run's strategy, marked when it searched an earlier version of the space, with another
     --min-layers than today's default, or verified its candidates the earlier way (the hand family
     has its own measurement)."""
-    from edgebert.search.space import DEFAULT_MIN_LAYERS, SPACE_VERSION
+    from edgebert.search.space import DEFAULT_MIN_LAYERS, SPACE_VERSION, UNRECORDED_MIN_LAYERS
     from edgebert.search.verify import VERIFY_VERSION
 
     if r["strategy"] not in ("progressive", "random"):
         return r["strategy"]
     if (space := r.get("space_version", 1)) != SPACE_VERSION:  # (earlier spaces had no --min-layers: one layer)
         return f"{r['strategy']} ({EARLIER_SPACES[space]})"
-    if (layers := r.get("min_layers", 1)) != DEFAULT_MIN_LAYERS:
+    if (layers := r.get("min_layers", UNRECORDED_MIN_LAYERS)) != DEFAULT_MIN_LAYERS:
         return f"{r['strategy']} (≥ {layers} layer{'s' if layers > 1 else ''})"
     if (verification := r.get("verify_version", 1)) != VERIFY_VERSION:
         return f"{r['strategy']} ({EARLIER_VERIFICATION[verification]})"
@@ -144,10 +144,6 @@ def paired_table(records: list[dict]) -> str:
     t-interval, and how many pairs the search won, tied and lost. Only runs of this code's space and
     verification count (strategy_of); a search with another --min-layers than the default meets the hand
     design and the random search of its own space."""
-    import statistics
-
-    from scipy import stats
-
     from edgebert.device.fingerprint import machine_key
 
     def key(r: dict) -> tuple:
@@ -164,18 +160,26 @@ def paired_table(records: list[dict]) -> str:
                      if strategy_of(r) == other and (k := key(r)) in searched]
             budgets = sorted({k[1:3] for k, _ in diffs})
             for budget, label in [(b, budget_label(*b)) for b in budgets] + [(None, "all")]:
-                d = [v for k, v in diffs if budget is None or k[1:3] == budget]
                 if budget is None and len(budgets) < 2:
                     continue
-                mean = statistics.mean(d)
-                if len(d) > 1:
-                    half = stats.t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / len(d) ** 0.5
-                    interval = f"{mean - half:+.2f} to {mean + half:+.2f}"
-                else:
-                    interval = "—"
-                tally = f"{sum(v > 0 for v in d)} / {sum(v == 0 for v in d)} / {sum(v < 0 for v in d)}"
-                lines.append(f"| {search} | {other} | {label} | {len(d)} | {mean:+.2f} | {interval} | {tally} |")
+                d = [v for k, v in diffs if budget is None or k[1:3] == budget]
+                lines.append(f"| {search} | {other} | {label} | {difference_cells(d)} |")
     return "\n".join(lines)
+
+
+def difference_cells(d: list[float]) -> str:
+    """Paired differences (points) as table cells: count, mean, 95 % t-interval, better / tie / worse."""
+    import statistics
+
+    from scipy import stats
+
+    mean = statistics.mean(d)
+    interval = "—"
+    if len(d) > 1:
+        half = stats.t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / len(d) ** 0.5
+        interval = f"{mean - half:+.2f} to {mean + half:+.2f}"
+    tally = f"{sum(v > 0 for v in d)} / {sum(v == 0 for v in d)} / {sum(v < 0 for v in d)}"
+    return f"{len(d)} | {mean:+.2f} | {interval} | {tally}"
 
 
 ATTENTION_CLASSES = ("under half", "half to all", "wider than hidden")
@@ -215,7 +219,7 @@ def winners_table(records: list[dict], title: str, classify, classes: tuple[str,
 
 
 def main() -> None:
-    from edgebert.search.space import DEFAULT_MIN_LAYERS
+    from edgebert.search.space import DEFAULT_MIN_LAYERS, UNRECORDED_MIN_LAYERS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--speedup", type=float, nargs="+", default=[20.0])
@@ -238,7 +242,7 @@ def main() -> None:
     for x in [] if args.summary_only else args.speedup:
         for seed in args.seeds:
             tag = (f"{x:g}x{'_quick' if args.quick else ''}{'_random' if args.strategy == 'random' else ''}"
-                   f"{f'_min{args.min_layers}layers' if args.min_layers != 1 else ''}-seed{seed}")
+                   f"{f'_min{args.min_layers}layers' if args.min_layers != UNRECORDED_MIN_LAYERS else ''}-seed{seed}")
             out = REPO / "runs" / f"search-sst2-{tag}"
             cfg = SearchConfig(teacher=str(args.teacher), task="sst2", data=str(args.data), out=str(out), speedup=x,
                                seed=seed, quick=args.quick, strategy=args.strategy, min_layers=args.min_layers)

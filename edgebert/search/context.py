@@ -28,7 +28,7 @@ from edgebert.errors import EdgebertError
 from edgebert.importance import UnitOrder, rank_units
 from edgebert.latency.predictor import predict as predict_latency
 from edgebert.latency.table import LatencyTable, TableError
-from edgebert.search.space import DEFAULT_MIN_LAYERS, SPACE_VERSION, BackboneStage, Limits
+from edgebert.search.space import DEFAULT_MIN_LAYERS, SPACE_VERSION, UNRECORDED_MIN_LAYERS, BackboneStage, Limits
 
 
 PROXY_LR = 2e-4  # the short KD run's learning rate (an extracted student starts near a good point)
@@ -80,7 +80,7 @@ class SearchConfig:
     def from_saved(cls, saved: dict[str, Any]) -> "SearchConfig":
         """The settings a run wrote (to_json). Runs made before --min-layers existed searched from one
         layer and wrote no such field: they are read as one, not as today's default."""
-        return cls(**{"min_layers": 1, **saved})
+        return cls(**{"min_layers": UNRECORDED_MIN_LAYERS, **saved})
 
     def key_settings(self) -> dict[str, Any]:
         """What a resumed run must share with the original (not how many workers run it), and the
@@ -88,7 +88,7 @@ class SearchConfig:
         d = asdict(self)
         for k in ("workers", "storage"):
             d.pop(k)
-        if d["min_layers"] == 1:  # what runs made before the setting existed searched: they resume
+        if d["min_layers"] == UNRECORDED_MIN_LAYERS:  # runs made before the setting existed resume
             d.pop("min_layers")
         return {**d, "space_version": SPACE_VERSION}
 

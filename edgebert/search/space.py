@@ -38,6 +38,7 @@ SPACE_VERSION = 2  # 2: the backbone's attention as a share of hidden (1: any he
 # it recovers fastest, then it stops improving (README, "the one-layer trap"). The space keeps one
 # layer (BackboneStage's own default) for a user who asks for it with --min-layers 1.
 DEFAULT_MIN_LAYERS = 2
+UNRECORDED_MIN_LAYERS = 1  # what a run that recorded no depth floor searched (made before the setting)
 POOL_SIZE = 24
 POOL_SEED = 2021  # the pool is part of the space: fixed, so every run searches the same one
 
