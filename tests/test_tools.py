@@ -84,3 +84,10 @@ def test_canary_precision_follow_reads_slope_and_spread():
     still = canary_precision.follow([10.0] * len(canary), canary)
     assert still["slope"] == pytest.approx(1.0)
     assert still["sd_pct"] > 10
+
+
+def test_proxy_rank_names_the_depths_each_record_drew_from():
+    proxy_rank = pytest.importorskip("proxy_rank")
+    assert proxy_rank.depth_of("kd", {"min_layers": 2}) == "≥ 2"
+    assert proxy_rank.depth_of("kd", {}) == "≥ 1"  # recorded before the floor was: drawn from one layer
+    assert proxy_rank.depth_of("supernet", {"min_layers": 2}) == "the structure's"

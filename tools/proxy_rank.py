@@ -199,16 +199,16 @@ def short_device(device: str) -> str:
 def table(record: dict) -> str:
     lines = ["`python tools/proxy_rank.py` — each architecture distilled stand-alone by the search's final recipe, "
              "SST-2 dev; every record kept, oldest first (earlier ones in tools/results/history)", "",
-             "| recorded | machine | proxy | architectures | budget | stand-alone minutes each | seeds each "
+             "| recorded | machine | proxy | architectures | depth | budget | stand-alone minutes each | seeds each "
              "| Kendall τ (vs the seeds' mean) | p | τ vs seed 0 alone | τ of the held-out KL "
              "| τ seed 0 vs seed 1 (the target's own) | proxy cost per architecture |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     for one in kept_records(record):
         for kind, v in sorted(one["kinds"].items(), key=lambda kv: kv[1].get("recorded", "")):
             cost = sum(r["proxy_s"] for r in v["rows"]) / len(v["rows"])
             lines.append(f"| {v.get('recorded', '')[:10]} | {short_device(one['environment']['device'])} | {kind} | "
-                         f"{len(v['rows'])} | 1/{v['speedup']:g} | {v['minutes']:g} | {v.get('target_seeds', 1)} | "
+                         f"{len(v['rows'])} | {depth_of(kind, v)} | 1/{v['speedup']:g} | {v['minutes']:g} | {v.get('target_seeds', 1)} | "
                          f"{v['tau']:.3f} | {v['p_value']:.3f} | {fmt(v.get('tau_seed0'))} | {fmt(v.get('tau_kl'))} | "
                          f"{fmt(v.get('tau_seeds'))} | {cost:.1f} s |")
     for kind, v in sorted(record["kinds"].items()):
@@ -218,6 +218,15 @@ def table(record: dict) -> str:
                       "| proxy variant | Kendall τ (vs the seeds' mean) |", "|---|---:|"]
             lines += [f"| {name} | {tau:.3f} |" for name, tau in v["tau_variants"].items()]
     return "\n".join(lines)
+
+
+def depth_of(kind: str, result: dict) -> str:
+    """The depths a record's architectures were drawn from: the kd proxy's from the space's depth
+    floor up (records before the floor was recorded drew from one layer); the supernet's dimension
+    points keep the depth of the structure they slice."""
+    from edgebert.search.space import UNRECORDED_MIN_LAYERS
+
+    return f"≥ {result.get('min_layers', UNRECORDED_MIN_LAYERS)}" if kind == "kd" else "the structure's"
 
 
 def parse_variant(text: str) -> dict:
