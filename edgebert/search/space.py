@@ -188,6 +188,12 @@ class DimensionStage(Stage):
     def smallest(self) -> ArchSpec:
         return self.to_spec({k: min(v) for k, v in self.choices().items()})
 
+    def uniform_points(self) -> list[ArchSpec]:
+        """Every point with one inner size and one stack depth in all layers."""
+        n = self.structure.num_layers
+        return [self.to_spec({**{f"inner_{i}": inner for i in range(n)}, **{f"stack_{i}": stack for i in range(n)}})
+                for inner in self.inner_choices() for stack in self.space.stack_grid]
+
 
 class JointRandomStage(Stage):
     """The random-search baseline: backbone, structures and dimensions all drawn at once."""

@@ -1,7 +1,8 @@
 """The dimension stage's weight-sharing supernet: one set of weights, every inner size and stack depth.
 
     net = Supernet.build(teacher, stage, mapping, order)      # the largest point, extracted from the teacher
-    net.warm_up(train_enc, teacher_logits, steps=300)           # KD, sandwich rule
+    net.warm_up(train_enc, teacher_logits, steps=300,           # KD, sandwich rule over the points
+                cost=predicted_ms, bound=1.15 * limit_ms)         # predicted within `bound`
     score = net.score(stage.to_spec(params), heldout_enc, task)  # a sub-network, sliced, no training
     model = net.sub_model(stage.to_spec(params))               # standalone, to distil further
 
@@ -14,15 +15,26 @@ two random ones on the same batch and sums their gradients, so that every
 sub-network, not only the largest, is good when sliced. Slicing is the model
 family's own `set_active`; a sliced point equals a standalone model of its
 weights (tests/test_modeling.py).
+
+The sandwich is drawn from the points the search may pick (SUPERNET_VERSION 2):
+given a cost (predicted ms) and a bound, its "largest" is the costliest uniform
+point (one inner size and stack depth in every layer) within the bound, and its
+random points are drawn among those within it. HAT and AutoTinyBERT train one
+supernet for every budget; this one serves one search under one budget, and the
+space's largest point costs 3-4x the budget (47 ms predicted against a 1/10
+budget of 12 ms: inner 1152 x stack 4 in six layers), as do three quarters of its
+random points, none of which the dimension stage may pick. Training them took
+about 45 % of every warm-up step.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from edgebert.arch import ArchSpec
 from edgebert.distill import KDLoss, LossWeights, StageConfig, extract_student
@@ -33,6 +45,8 @@ from edgebert.modeling import EdgeBertForSequenceClassification, extract_active
 from edgebert.search.space import DimensionStage
 
 SANDWICH_RANDOM = 2  # random sub-networks per step, besides the largest and the smallest
+SANDWICH_DRAWS = 200  # draws for one random point within the bound, before settling for the smallest
+SUPERNET_VERSION = 2  # 2: the sandwich within the search's latency bound (1: over the whole stage)
 
 
 @dataclass
@@ -47,25 +61,49 @@ class Supernet:
         extraction = extract_student(teacher, stage.largest(), mapping, order=order, seed=seed)
         return Supernet(extraction.model, stage, tuple(mapping))
 
-    def sandwich(self, seed: int):
-        """subnets(step) for the training loop: largest, smallest and random points of the stage."""
-        largest, smallest = self.stage.largest(), self.stage.smallest()
+    def sandwich(self, seed: int, cost: Callable[[ArchSpec], float] | None = None, bound: float = math.inf):
+        """subnets(step) for the training loop: the largest and smallest points of the stage and
+        SANDWICH_RANDOM random ones, all within `bound` of `cost` when one is given (`top`)."""
+        largest, smallest = self.top(cost, bound), self.stage.smallest()
+
+        def fits(spec: ArchSpec) -> bool:
+            return cost is None or cost(spec) <= bound
+
+        def draw(rng: random.Random) -> ArchSpec:
+            for _ in range(SANDWICH_DRAWS):
+                spec = self.stage.sample(rng)[1]
+                if fits(spec):
+                    return spec
+            return smallest
 
         def subnets(step: int) -> list[ArchSpec]:
             rng = random.Random(seed * 100_003 + step)
-            return [largest, smallest] + [self.stage.sample(rng)[1] for _ in range(SANDWICH_RANDOM)]
+            return [largest, smallest] + [draw(rng) for _ in range(SANDWICH_RANDOM)]
 
         return subnets
 
+    def top(self, cost: Callable[[ArchSpec], float] | None = None, bound: float = math.inf) -> ArchSpec:
+        """The sandwich's largest point: the stage's largest, or with a cost, the costliest uniform point
+        within `bound` (the smallest point when none is)."""
+        if cost is None:
+            return self.stage.largest()
+        within = [(cost(spec), spec) for spec in self.stage.uniform_points()]
+        within = [(c, spec) for c, spec in within if c <= bound]
+        return max(within, key=lambda cs: cs[0])[1] if within else self.stage.smallest()
+
     def warm_up(self, train_enc, teacher_outputs, *, steps: int, lr: float = 2e-4, seed: int = 0,
+                cost: Callable[[ArchSpec], float] | None = None, bound: float = math.inf,
                 max_minutes: float | None = None, progress: bool = True) -> dict:
-        """KD on soft logits and labels, sandwich rule; returns the stage result."""
+        """KD on soft logits and labels, sandwich rule (within `bound` of `cost`, if given); returns
+        the stage result and the sandwich's largest point ("top")."""
         weights = LossWeights(logits=1.0, labels=0.5)
         cfg = StageConfig("supernet", weights, max_steps=steps, lr=lr, max_minutes=max_minutes)
         loss = KDLoss(weights, self.mapping, self.stage.largest(), None)
-        result = train(self.model, [Stage(cfg, train_enc, teacher_outputs, loss, subnets=self.sandwich(seed))],
+        subnets = self.sandwich(seed, cost, bound)
+        result = train(self.model, [Stage(cfg, train_enc, teacher_outputs, loss, subnets=subnets)],
                        None, seed=seed, progress=progress)[0]
-        return {"steps": result.steps, "seconds": round(result.seconds, 1), "examples": result.examples}
+        return {"steps": result.steps, "seconds": round(result.seconds, 1), "examples": result.examples,
+                "top": self.top(cost, bound).to_dict()}
 
     def score(self, spec: ArchSpec, heldout_enc, task: str, metric: str) -> float:
         """The sub-network's metric on held-out data, sliced from the shared weights."""

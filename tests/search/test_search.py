@@ -209,6 +209,25 @@ def test_a_sliced_supernet_point_equals_a_standalone_model(ctx):
     torch.testing.assert_close(net.sub_model(point)(ids).logits, alone, atol=1e-6, rtol=1e-6)
 
 
+def test_the_supernet_sandwich_stays_within_the_latency_bound(ctx):
+    """With a cost, the warm-up trains only points the search may pick: its largest is the costliest
+    uniform point within the bound, its random points lie within it; without one, the whole stage."""
+    structure = ArchSpec.uniform(layers=2, hidden=128, heads=4, head_size=32, inner=128, max_positions=128)
+    stage = DimensionStage(structure, ctx.limits)
+    net = Supernet(None, stage, ())
+    costs = sorted({ctx.latency(spec) for spec in stage.uniform_points()})
+    assert ctx.latency(stage.smallest()) == costs[0] < costs[len(costs) // 2] < ctx.latency(stage.largest())
+    bound = costs[len(costs) // 2]
+    top = net.top(ctx.latency, bound)
+    assert ctx.latency(top) == bound and len({(l.inner, l.stack) for l in top.layers}) == 1
+    subnets = net.sandwich(0, ctx.latency, bound)
+    drawn = [spec for step in range(20) for spec in subnets(step)]
+    assert all(ctx.latency(spec) <= bound for spec in drawn)
+    assert len({spec.key() for spec in drawn}) > 3  # random points, not only the two ends
+    assert net.sandwich(0)(0)[0] == stage.largest() == net.top()
+    assert net.top(ctx.latency, costs[0] / 2) == stage.smallest()  # nothing fits: the smallest
+
+
 def test_search_end_to_end_then_resume_is_free(tiny_config):
     cfg = tiny_config(budget_ms=BUDGET)
     result = search(cfg, progress=False)
