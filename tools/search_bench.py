@@ -107,6 +107,7 @@ EARLIER = {
     "timecapped": "before the step-counted quick recipe and the margin rule",
     "uncalibrated": "before budget calibration",
     "one-window": "before three-window verification and the margin rule",
+    "supernet1": "whole-stage supernet warm-up",  # supernet.SUPERNET_VERSION 1
 }
 
 
