@@ -2,7 +2,7 @@
 sandwich (supernet version 1) against the one within the search's latency bound (version 2),
 on one recorded search's structure, interleaved in one process.
 
-    python tools/sandwich_ab.py                                    # quick 1/10 seed 0's structure, ~4 min
+    python tools/sandwich_ab.py                                    # quick 1/10 seed 0's structure, ~3 min
     python tools/sandwich_ab.py --search runs/search-sst2-20x_min2layers-seed0
     python tools/sandwich_ab.py --summary-only                     # README section again, from the record
 
@@ -46,8 +46,13 @@ def main() -> None:
     from edgebert.search.space import DimensionStage
     from edgebert.search.supernet import Supernet
 
+    if not (args.search / STATE_FILE).is_file() or not (args.search / CONFIG_FILE).is_file():
+        raise SystemExit(f"{args.search}: no search there (its {CONFIG_FILE} and {STATE_FILE}); "
+                         "give --search a folder of `edgebert search` or tools/search_bench.py")
     cfg = SearchConfig.from_saved(read_json(args.search / CONFIG_FILE, "search config"))
     state = read_json(args.search / STATE_FILE, "search state")
+    if "spec" not in state["stages"].get("structure", {}):
+        raise SystemExit(f"{args.search}: its structure stage has not finished; the supernet is built on its winner")
     ctx = build_context(cfg, progress=False)
     use_calibration(ctx, state)
     structure = ArchSpec.from_dict(state["stages"]["structure"]["spec"])
